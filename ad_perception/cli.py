@@ -1,0 +1,54 @@
+"""``ad-perception``: one entry point, one subcommand per capability.
+
+Subcommands are registered by dotted path and imported only when used, so ``--help`` and
+light commands never pay for importing torch or rclpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ad_perception import __version__
+
+# name -> (module, help). The module defines ``add_arguments(parser)`` and ``run(args) -> int``.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("ad_perception.cli_info", "show versions, backends and the DDS environment"),
+}
+
+
+def build_parser(load: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ad-perception",
+        description="Compressed camera/lidar perception for ROS 2: simulate, train, compress, "
+        "evaluate, launch.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == load:
+            importlib.import_module(module_name).add_arguments(sub)
+        else:
+            sub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(load=command if command in SUBCOMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""ROS-free core: dataclasses, geometry, camera model, pipelines. Never imports rclpy."""
