@@ -15,6 +15,8 @@ from ad_perception import __version__
 # name -> (module, help). The module defines ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ad_perception.cli_info", "show versions, backends and the DDS environment"),
+    "sim": ("ad_perception.sim.cli", "generate embedded-world rosbags; `sim preview BAG` draws one"),
+    "import": ("ad_perception.data.import_cli", "convert datasets on disk (KITTI) to our bags"),
 }
 
 
