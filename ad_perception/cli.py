@@ -15,8 +15,9 @@ from ad_perception import __version__
 # name -> (module, help). The module defines ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ad_perception.cli_info", "show versions, backends and the DDS environment"),
-    "sim": ("ad_perception.sim.cli", "generate embedded-world rosbags; `sim preview BAG` draws one"),
+    "sim": ("ad_perception.sim.cli", "generate embedded-world rosbags, or `sim preview BAG`"),
     "import": ("ad_perception.data.import_cli", "convert datasets on disk (KITTI) to our bags"),
+    "play": ("ad_perception.ros.play_cli", "replay a rosbag2 onto live topics (loopback DDS)"),
 }
 
 

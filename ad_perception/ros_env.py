@@ -18,7 +18,8 @@ def fastdds_profile_path() -> Path | None:
     try:  # installed with colcon / ament: share/ad_perception/config
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(Path(get_package_share_directory("ad_perception")) / "config/fastdds.xml")
+        share = Path(get_package_share_directory("ad_perception"))
+        candidates.append(share / "config" / "fastdds.xml")
     except Exception:  # noqa: BLE001 - ament index absent or package not installed there
         pass
     return next((path for path in candidates if path.is_file()), None)

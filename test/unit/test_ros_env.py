@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from ad_perception.ros_env import fastdds_profile_path, ros_environment
+
+
+def test_discovery_range_is_forced_to_localhost():
+    env = ros_environment({"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"})
+    assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+
+
+def test_project_profile_applied_unless_disabled():
+    env = ros_environment({})
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(fastdds_profile_path())
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in ros_environment(
+        {"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}, profile=False
+    )
+
+
+def test_profile_keeps_udp_on_loopback():
+    import xml.etree.ElementTree as ET
+
+    ns = {"d": "http://www.eprosima.com"}
+    root = ET.parse(fastdds_profile_path()).getroot()
+    udp = [t for t in root.iterfind(".//d:transport_descriptor", ns)
+           if t.findtext("d:type", namespaces=ns) == "UDPv4"]
+    assert udp and all(
+        [a.text for a in t.iterfind(".//d:address", ns)] == ["127.0.0.1"] for t in udp
+    )
+    assert root.findtext(".//d:useBuiltinTransports", namespaces=ns) == "false"
+    shm = [t for t in root.iterfind(".//d:transport_descriptor", ns)
+           if t.findtext("d:type", namespaces=ns) == "SHM"]
+    assert int(shm[0].findtext("d:segment_size", namespaces=ns)) >= 32 * 1024 * 1024
