@@ -36,7 +36,8 @@ def _write_bag(path, storage=StoragePlugin.MCAP):
         for i in range(5):
             stamp = T0 + i * 100_000_000
             writer.write(images, stamp, STORE.serialize_cdr(_image(stamp, i), Image.__msgtype__))
-            writer.write(notes, stamp + 1, STORE.serialize_cdr(String(f"n{i}"), String.__msgtype__))
+            note = STORE.serialize_cdr(String(f"n{i}"), String.__msgtype__)
+            writer.write(notes, stamp + 1, note)
 
 
 @pytest.mark.parametrize("storage", [StoragePlugin.MCAP, StoragePlugin.SQLITE3])
