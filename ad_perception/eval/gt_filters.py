@@ -1,0 +1,55 @@
+"""Which ground truth a detector is held to, in one place for training and evaluation.
+
+Camera: a box whose visible part is under ``min_box_height_px`` image pixels, or that is
+largely occluded (KITTI level >= 2), or of a class the detector does not know, is an
+*ignore* region: a detection on it is neither a hit nor a false alarm (COCO crowd / KITTI
+"DontCare" semantics). Lidar: boxes count when their centre lies inside the detector's range
+and at least ``min_points`` lidar points hit them (nuScenes drops empty boxes likewise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ad_perception.core.types import Boxes3D, Detections2D
+
+MIN_BOX_HEIGHT_PX = 16.0
+MAX_OCCLUSION_LEVEL = 1
+MIN_LIDAR_POINTS = 5
+
+
+def camera_ignore_mask(gt: Detections2D, occlusion_by_id: dict[str, int],
+                       class_names: tuple[str, ...],
+                       min_box_height_px: float = MIN_BOX_HEIGHT_PX) -> np.ndarray:
+    heights = gt.boxes[:, 3] - gt.boxes[:, 1]
+    occluded = np.array([occlusion_by_id.get(str(i), 0) > MAX_OCCLUSION_LEVEL for i in gt.ids],
+                        dtype=bool)
+    known = np.isin(gt.class_ids, np.asarray(class_names))
+    return (heights < min_box_height_px) | occluded | ~known
+
+
+def in_range(xyz: np.ndarray, point_cloud_range: tuple[float, ...]) -> np.ndarray:
+    x_min, y_min, z_min, x_max, y_max, z_max = point_cloud_range
+    return ((xyz[:, 0] >= x_min) & (xyz[:, 0] < x_max) & (xyz[:, 1] >= y_min)
+            & (xyz[:, 1] < y_max) & (xyz[:, 2] >= z_min) & (xyz[:, 2] < z_max))
+
+
+def lidar_gt_mask(gt: Boxes3D, points_by_id: dict[str, int],
+                  point_cloud_range: tuple[float, ...], class_names: tuple[str, ...],
+                  min_points: int = MIN_LIDAR_POINTS) -> np.ndarray:
+    """Boxes the lidar detector is held to; ids missing from ``points_by_id`` count as
+    visible (bags without a sidecar are scored on range alone)."""
+    enough = np.array([points_by_id.get(str(i), min_points) >= min_points for i in gt.ids],
+                      dtype=bool)
+    known = np.isin(gt.class_ids, np.asarray(class_names))
+    return in_range(gt.centers, point_cloud_range) & enough & known
+
+
+def sidecar_by_frame(records: list[dict], key: str) -> dict[int, dict[str, int]]:
+    """Per frame index, object id -> ``key`` (e.g. "occlusion", "lidar_points")."""
+    out: dict[int, dict[str, int]] = {}
+    for record in records:
+        if record.get("type") == "scene" or "objects" not in record:
+            continue
+        out[int(record["index"])] = {str(o["id"]): int(o.get(key, 0)) for o in record["objects"]}
+    return out

@@ -1,0 +1,63 @@
+"""A width-scalable ResNet-18 trunk made of torchvision's own ``BasicBlock``.
+
+torchvision's ``resnet18`` hard-codes 64/128/256/512 channels; the camera detector needs a
+width multiplier to trade accuracy for the 2-core CPU, so the trunk is assembled here from the
+same blocks. At ``width_multiplier=1.0`` the parameter names and shapes are exactly those of
+``torchvision.models.resnet18`` (minus ``fc``), so ImageNet weights load if a user has them.
+Plain BatchNorm throughout (torchvision's classification builder never uses FrozenBatchNorm).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
+from ad_perception.models.layers import make_divisible
+
+RESNET18_WIDTHS = (64, 128, 256, 512)
+RESNET18_DEPTHS = (2, 2, 2, 2)
+# Output stride of the stem and of each of the four stages.
+STAGE_STRIDES = (4, 8, 16, 32)
+
+
+class ResNetTrunk(nn.Module):
+    """ResNet-18 trunk returning the stride-8, 16 and 32 feature maps (C3, C4, C5)."""
+
+    def __init__(self, width_multiplier: float = 1.0) -> None:
+        super().__init__()
+        widths = [make_divisible(w * width_multiplier) for w in RESNET18_WIDTHS]
+        self.out_channels = tuple(widths[1:])
+        stem = widths[0]
+        self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        in_channels = stem
+        for index, (width, depth) in enumerate(zip(widths, RESNET18_DEPTHS, strict=True)):
+            stride = 1 if index == 0 else 2
+            setattr(self, f"layer{index + 1}", _make_stage(in_channels, width, depth, stride))
+            in_channels = width
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer1(x)
+        c3 = self.layer2(x)
+        c4 = self.layer3(c3)
+        c5 = self.layer4(c4)
+        return c3, c4, c5
+
+
+def _make_stage(in_channels: int, width: int, depth: int, stride: int) -> nn.Sequential:
+    downsample = None
+    if stride != 1 or in_channels != width:
+        downsample = nn.Sequential(
+            nn.Conv2d(in_channels, width, kernel_size=1, stride=stride, bias=False),
+            nn.BatchNorm2d(width),
+        )
+    blocks = [BasicBlock(in_channels, width, stride, downsample)]
+    blocks += [BasicBlock(width, width) for _ in range(depth - 1)]
+    return nn.Sequential(*blocks)
