@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(load=command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
+    args.argv = argv  # the exact command, for model cards and reports
     if args.command is None:
         parser.print_help()
         return 2

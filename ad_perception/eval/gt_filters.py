@@ -34,15 +34,19 @@ def in_range(xyz: np.ndarray, point_cloud_range: tuple[float, ...]) -> np.ndarra
             & (xyz[:, 1] < y_max) & (xyz[:, 2] >= z_min) & (xyz[:, 2] < z_max))
 
 
-def lidar_gt_mask(gt: Boxes3D, points_by_id: dict[str, int],
-                  point_cloud_range: tuple[float, ...], class_names: tuple[str, ...],
-                  min_points: int = MIN_LIDAR_POINTS) -> np.ndarray:
-    """Boxes the lidar detector is held to; ids missing from ``points_by_id`` count as
-    visible (bags without a sidecar are scored on range alone)."""
-    enough = np.array([points_by_id.get(str(i), min_points) >= min_points for i in gt.ids],
-                      dtype=bool)
+def lidar_gt_in_scope(gt: Boxes3D, points_by_id: dict[str, int],
+                      point_cloud_range: tuple[float, ...], class_names: tuple[str, ...],
+                      ) -> tuple[Boxes3D, np.ndarray]:
+    """Ground truth inside the detector's range and classes, with its lidar point counts.
+
+    Boxes with fewer than ``MIN_LIDAR_POINTS`` stay in the result and are *ignored* by the
+    scorer (``evaluate_3d(min_points=...)``): a detection on them is not a false alarm. Ids
+    missing from ``points_by_id`` (bags without a sidecar) count as well observed.
+    """
     known = np.isin(gt.class_ids, np.asarray(class_names))
-    return in_range(gt.centers, point_cloud_range) & enough & known
+    scoped = gt.select(in_range(gt.centers, point_cloud_range) & known)
+    counts = np.array([points_by_id.get(str(i), 10**6) for i in scoped.ids], dtype=np.int64)
+    return scoped, counts
 
 
 def sidecar_by_frame(records: list[dict], key: str) -> dict[int, dict[str, int]]:

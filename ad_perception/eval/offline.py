@@ -171,9 +171,9 @@ def run_bag(bag: Path, camera: Callable[[np.ndarray], Detections2D],
         out.latency_ms.append(camera_ms + lidar_ms + fusion_ms)
         if stamp not in gt_3d:
             continue
-        gt = bag_io.boxes3d_from_msg(gt_3d[stamp])
-        gt = gt.select(gt_filters.lidar_gt_mask(gt, lidar_points.get(index, {}),
-                                                lidar_config.point_cloud_range, class_names))
+        gt, num_points = gt_filters.lidar_gt_in_scope(
+            bag_io.boxes3d_from_msg(gt_3d[stamp]), lidar_points.get(index, {}),
+            lidar_config.point_cloud_range, class_names)
         lidar_boxes = boxes.select(gt_filters.in_range(boxes.centers,
                                                        lidar_config.point_cloud_range))
         fused_objects = fused.objects
@@ -182,12 +182,13 @@ def run_bag(bag: Path, camera: Callable[[np.ndarray], Detections2D],
                                                       lidar_frame)
         fused_objects = fused_objects.select(
             gt_filters.in_range(fused_objects.centers, lidar_config.point_cloud_range))
-        out.lidar.append(Frame3D(gt, lidar_boxes))
-        out.fused.append(Frame3D(gt, fused_objects))
+        out.lidar.append(Frame3D(gt, lidar_boxes, num_points=num_points))
+        out.fused.append(Frame3D(gt, fused_objects, num_points=num_points))
+        observed = gt.select(num_points >= gt_filters.MIN_LIDAR_POINTS)
         out.lidar_class_pairs += _matched_class_pairs(
-            gt, lidar_boxes.select(lidar_boxes.scores >= operating_threshold))
+            observed, lidar_boxes.select(lidar_boxes.scores >= operating_threshold))
         out.fused_class_pairs += _matched_class_pairs(
-            gt, fused_objects.select(fused_objects.scores >= operating_threshold))
+            observed, fused_objects.select(fused_objects.scores >= operating_threshold))
     if not out.lidar:
         raise EvalError(f"{bag}: no lidar frame had ground truth with the same stamp")
     return out
@@ -205,8 +206,9 @@ def score(predictions: list[FramePredictions]) -> dict[str, Any]:
     """The results.json entry of one variant over all its bags (shape fixed by the
     baseline-models issue; later keys are additions)."""
     camera = evaluate_2d([frame for p in predictions for frame in p.camera])
-    lidar = evaluate_3d([frame for p in predictions for frame in p.lidar])
-    fused = evaluate_3d([frame for p in predictions for frame in p.fused])
+    min_points = gt_filters.MIN_LIDAR_POINTS
+    lidar = evaluate_3d([frame for p in predictions for frame in p.lidar], min_points=min_points)
+    fused = evaluate_3d([frame for p in predictions for frame in p.fused], min_points=min_points)
     latency = latency_summary([ms for p in predictions for ms in p.latency_ms])
     lidar_pairs = [pair for p in predictions for pair in p.lidar_class_pairs]
     fused_pairs = [pair for p in predictions for pair in p.fused_class_pairs]

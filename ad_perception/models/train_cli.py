@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     camera = parser.add_argument_group("camera model")
     camera.add_argument("--width-multiplier", type=float, default=0.5)
     camera.add_argument("--fpn-channels", type=int, default=64)
+    camera.add_argument("--input-size", type=int, nargs=2, default=(640, 384),
+                        metavar=("W", "H"), help="network input, multiples of 32")
     lidar = parser.add_argument_group("lidar model")
     lidar.add_argument("--pillar-size", type=float, default=0.32)
     lidar.add_argument("--range", type=float, nargs=6, metavar="M",
@@ -47,6 +49,9 @@ def build_task(args: argparse.Namespace):
     from ad_perception.models.checkpoint import load_checkpoint
 
     cache = args.out / "cache"
+    for bag in [*args.data, *(args.val or [])]:
+        if not (Path(bag) / "metadata.yaml").is_file():
+            raise ValueError(f"{bag} is not a rosbag2 folder (no metadata.yaml)")
     val_bags = args.val if args.val else args.data
     train_split, val_split = ("all", "all") if args.val else ("train", "val")
     if args.model == "camera":
@@ -61,7 +66,8 @@ def build_task(args: argparse.Namespace):
             config = CameraDetectorConfig.from_dict(card.config)
         else:
             config = CameraDetectorConfig(width_multiplier=args.width_multiplier,
-                                          fpn_channels=args.fpn_channels)
+                                          fpn_channels=args.fpn_channels,
+                                          input_size=tuple(args.input_size))
             model = build_camera_detector(config)
         train = load_camera_samples(args.data, config.input_size, train_split,
                                     args.val_fraction, args.seed, cache_dir=cache)
@@ -117,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if args.teacher:
         teacher, _ = load_checkpoint(args.teacher)
         distillation = output_distillation(teacher, task, args.distill_weight)
-    produced_by = {"command": "ad-perception " + shlex.join(sys.argv[1:]),
+    produced_by = {"command": "ad-perception " + shlex.join(getattr(args, "argv", sys.argv[1:])),
                    "seed": args.seed, "data": [str(p) for p in args.data],
                    "val": [str(p) for p in (args.val or [])]}
     result = train(task, TrainConfig(epochs=args.epochs, learning_rate=args.lr, seed=args.seed,

@@ -29,13 +29,14 @@ from ad_perception.models.lidar_loss import LidarDetectorLoss
 from ad_perception.models.lidar_postprocess import decode_lidar_outputs
 from ad_perception.models.voxelize import pillarize_batch
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
 class LidarSamples:
     points: list[np.ndarray]  # (P, 4) float32 inside the range
-    gt: list[Boxes3D]  # lidar frame, kept boxes only
+    gt: list[Boxes3D]  # lidar frame, inside the range, known classes
+    num_points: list[np.ndarray]  # lidar points per gt box (few-point boxes are ignored)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -47,15 +48,14 @@ def in_range(xyz: np.ndarray, config: LidarDetectorConfig) -> np.ndarray:
 
 def load_lidar_samples(bags: list[Path], config: LidarDetectorConfig, split: str,
                        val_fraction: float = 0.2, split_seed: int = 0,
-                       min_points: int = gt_filters.MIN_LIDAR_POINTS,
                        cache_dir: Path | None = None, progress: bool = True) -> LidarSamples:
     key = hashlib.sha1(repr((CACHE_VERSION, [str(Path(b).resolve()) for b in bags],
-                             config.point_cloud_range, split, val_fraction, split_seed,
-                             min_points)).encode()).hexdigest()[:16]
+                             config.point_cloud_range, split, val_fraction,
+                             split_seed)).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"lidar_{split}_{key}.npz" if cache_dir else None
     if cache is not None and cache.exists():
         return _load_cache(cache)
-    points, gts = [], []
+    points, gts, point_counts = [], [], []
     for bag in bags:
         bag = Path(bag)
         topics = sorted(t for t, m in bag_io.topic_types(bag).items() if m == CLOUD_TYPE)
@@ -75,12 +75,13 @@ def load_lidar_samples(bags: list[Path], config: LidarDetectorConfig, split: str
             frame = np.column_stack([cloud.xyz, intensity]).astype(np.float32)[finite]
             points.append(frame[in_range(frame[:, :3], config)])
             gt = gt_by_stamp.get(bag_io.stamp_ns(msg), Boxes3D.empty())
-            gts.append(gt.select(gt_filters.lidar_gt_mask(
-                gt, counts.get(index, {}), config.point_cloud_range, config.class_names,
-                min_points)))
+            scoped, num_points = gt_filters.lidar_gt_in_scope(
+                gt, counts.get(index, {}), config.point_cloud_range, config.class_names)
+            gts.append(scoped)
+            point_counts.append(num_points)
     if not points:
         raise ValueError(f"no {split} lidar frames in {[str(b) for b in bags]}")
-    samples = LidarSamples(points, gts)
+    samples = LidarSamples(points, gts, point_counts)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
@@ -90,7 +91,8 @@ def load_lidar_samples(bags: list[Path], config: LidarDetectorConfig, split: str
                  sizes=np.concatenate([g.sizes for g in gts]),
                  yaws=np.concatenate([g.yaws for g in gts]),
                  class_ids=np.concatenate([g.class_ids for g in gts]),
-                 ids=np.concatenate([g.ids for g in gts]))
+                 ids=np.concatenate([g.ids for g in gts]),
+                 num_points=np.concatenate(point_counts))
         tmp.replace(cache)
     return samples
 
@@ -102,7 +104,8 @@ def _load_cache(path: Path) -> LidarSamples:
         columns = [np.split(data[k], split_gt) for k in ("centers", "sizes", "yaws",
                                                          "class_ids", "ids")]
         gts = [Boxes3D(c, s, y, None, k, i) for c, s, y, k, i in zip(*columns, strict=True)]
-        return LidarSamples(np.split(data["points"], split_points), gts)
+        return LidarSamples(np.split(data["points"], split_points), gts,
+                            np.split(data["num_points"], split_gt))
 
 
 def _augment(points: np.ndarray, boxes: Boxes3D, rng: np.random.Generator
@@ -136,8 +139,9 @@ class LidarTask:
 
     def __init__(self, model: torch.nn.Module, config: LidarDetectorConfig,
                  train: LidarSamples, val: LidarSamples, batch_size: int = 4, seed: int = 0,
-                 augment: bool = True) -> None:
+                 augment: bool = True, min_points: int = gt_filters.MIN_LIDAR_POINTS) -> None:
         self.model, self.model_config = model, config
+        self.min_points = min_points
         self.train_samples, self.val_samples = train, val
         self.batch_size, self.seed, self.augment = batch_size, seed, augment
         self.criterion = LidarDetectorLoss(config)
@@ -151,7 +155,9 @@ class LidarTask:
         for start in range(0, self.batches_per_epoch() * self.batch_size, self.batch_size):
             clouds, targets = [], []
             for i in order[start:start + self.batch_size]:
-                points, boxes = self.train_samples.points[i], self.train_samples.gt[i]
+                points = self.train_samples.points[i]
+                boxes = self.train_samples.gt[i].select(
+                    self.train_samples.num_points[i] >= self.min_points)
                 if self.augment:
                     points, boxes = _augment(points, boxes, rng)
                     keep = in_range(points[:, :3], self.model_config)
@@ -196,8 +202,11 @@ def predict_lidar(model: torch.nn.Module, config: LidarDetectorConfig, samples: 
     return out
 
 
-def score_lidar(predictions: list[Boxes3D], samples: LidarSamples) -> dict[str, Any]:
-    result = evaluate_3d([Frame3D(g, p) for g, p in zip(samples.gt, predictions, strict=True)])
+def score_lidar(predictions: list[Boxes3D], samples: LidarSamples,
+                min_points: int = gt_filters.MIN_LIDAR_POINTS) -> dict[str, Any]:
+    frames = [Frame3D(g, p, num_points=n)
+              for g, p, n in zip(samples.gt, predictions, samples.num_points, strict=True)]
+    result = evaluate_3d(frames, min_points=min_points)
     clean = {k: (None if v is None or np.isnan(v) else float(v)) for k, v in result.bev_ap.items()}
     return {"map_bev": result.map_bev, "bev_ap": clean, "car_bev_ap": clean.get("car"),
             "map_dist": result.map_dist}
