@@ -13,15 +13,13 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-from ad_perception.core.geometry import make_transform, quaternion_to_yaw
-from ad_perception.core.types import Boxes3D, Detections2D, PointCloud
+from ad_perception.core import detection_codecs, sensor_codecs
+from ad_perception.core.transforms import TransformBuffer, read_tf_message
+from ad_perception.core.types import PointCloud
 from ad_perception.data.bag_types import typestore
 
-_POINTFIELD_DTYPES = {1: "i1", 2: "u1", 3: "<i2", 4: "<u2", 5: "<i4", 6: "<u4", 7: "<f4", 8: "<f8"}
-
-
-class DecodeError(ValueError):
-    """A message that cannot be turned into arrays (bad encoding, truncated data)."""
+# A message that cannot be turned into arrays (bad encoding, truncated data).
+DecodeError = sensor_codecs.ConversionError
 
 
 def read_messages(
@@ -47,117 +45,42 @@ def stamp_ns(msg) -> int:
 
 
 def image_to_array(msg) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from rgb8 / bgr8 / bgra8 / rgba8 / mono8."""
-    channels = {"rgb8": 3, "bgr8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}.get(msg.encoding)
-    if channels is None:
-        raise DecodeError(f"unsupported image encoding {msg.encoding!r}")
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if len(data) < msg.step * msg.height:
-        raise DecodeError(f"image data has {len(data)} bytes, expected {msg.step * msg.height}")
-    rows = data[: msg.step * msg.height].reshape(msg.height, msg.step)
-    pixels = rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)
-    if msg.encoding in ("bgr8", "bgra8"):
-        pixels = pixels[:, :, 2::-1]
-    elif msg.encoding == "rgba8":
-        pixels = pixels[:, :, :3]
-    elif channels == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels)
+    """(H, W, 3) uint8 RGB from any colour or mono8 encoding the codecs know."""
+    return sensor_codecs.image_to_array(msg, desired_encoding="rgb8")
 
 
 def pointcloud2_to_cloud(msg) -> PointCloud:
-    names, formats, offsets = [], [], []
-    for f in msg.fields:
-        if f.datatype not in _POINTFIELD_DTYPES:
-            raise DecodeError(f"unsupported PointField datatype {f.datatype} for {f.name}")
-        names.append(f.name)
-        formats.append(
-            _POINTFIELD_DTYPES[f.datatype].replace("<", ">" if msg.is_bigendian else "<")
-        )
-        offsets.append(f.offset)
-    if not {"x", "y", "z"} <= set(names):
-        raise DecodeError(f"cloud lacks x/y/z fields: {names}")
-    dtype = np.dtype(
-        {"names": names, "formats": formats, "offsets": offsets, "itemsize": msg.point_step}
-    )
-    count = msg.width * msg.height
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if len(data) < count * msg.point_step:
-        raise DecodeError(f"cloud data has {len(data)} bytes for {count} points")
-    points = data[: count * msg.point_step].view(dtype)
-    xyz = np.stack([points["x"], points["y"], points["z"]], axis=1).astype(np.float32)
-    intensity = points["intensity"].astype(np.float32) if "intensity" in names else None
-    ring = points["ring"].astype(np.uint16) if "ring" in names else None
-    return PointCloud(xyz, intensity, ring, frame_id=msg.header.frame_id)
+    """Any PointField layout -> PointCloud (non-finite rows kept, as recorded)."""
+    return sensor_codecs.pointcloud_to_core(msg, keep_non_finite=True)
 
 
 def camera_matrix(msg) -> np.ndarray:
     return np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
 
 
-def detections2d_from_msg(msg) -> Detections2D:
-    if not msg.detections:
-        return Detections2D.empty()
-    boxes, scores, classes, ids = [], [], [], []
-    for det in msg.detections:
-        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
-        w, h = det.bbox.size_x, det.bbox.size_y
-        boxes.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
-        hyp = det.results[0].hypothesis if det.results else None
-        scores.append(hyp.score if hyp else 0.0)
-        classes.append(hyp.class_id if hyp else "")
-        ids.append(det.id)
-    return Detections2D(np.array(boxes), np.array(scores), classes, ids)
-
-
-def boxes3d_from_msg(msg) -> Boxes3D:
-    frame = msg.header.frame_id
-    if not msg.detections:
-        return Boxes3D.empty(frame)
-    centers, sizes, yaws, scores, classes, ids = [], [], [], [], [], []
-    for det in msg.detections:
-        p, q, s = det.bbox.center.position, det.bbox.center.orientation, det.bbox.size
-        centers.append([p.x, p.y, p.z])
-        sizes.append([s.x, s.y, s.z])
-        yaws.append(float(quaternion_to_yaw(np.array([q.x, q.y, q.z, q.w]))))
-        hyp = det.results[0].hypothesis if det.results else None
-        scores.append(hyp.score if hyp else 0.0)
-        classes.append(hyp.class_id if hyp else "")
-        ids.append(det.id)
-    return Boxes3D(
-        np.array(centers),
-        np.array(sizes),
-        np.array(yaws),
-        np.array(scores),
-        classes,
-        ids,
-        frame_id=frame,
-    )
+detections2d_from_msg = detection_codecs.msg_to_detections_2d
+boxes3d_from_msg = detection_codecs.msg_to_boxes_3d
 
 
 def read_tf_static(bag: Path | str) -> dict[tuple[str, str], np.ndarray]:
     """(parent, child) -> T_parent_from_child from every /tf_static message."""
-    transforms = {}
+    transforms: dict[tuple[str, str], np.ndarray] = {}
     for _, _, msg in read_messages(bag, ["/tf_static"]):
-        for t in msg.transforms:
-            r, v = t.transform.rotation, t.transform.translation
-            transforms[(t.header.frame_id, t.child_frame_id)] = make_transform(
-                np.array([r.x, r.y, r.z, r.w]), (v.x, v.y, v.z)
-            )
+        transforms.update(read_tf_message(msg))
     return transforms
 
 
 def transform_between(
     transforms: dict[tuple[str, str], np.ndarray], target: str, source: str
 ) -> np.ndarray:
-    """T_target_from_source for two children of one common parent (a sensor rig tree)."""
-    parents = {child: (parent, T) for (parent, child), T in transforms.items()}
-    if target not in parents or source not in parents:
-        raise KeyError(f"no /tf_static path between {target!r} and {source!r}")
-    (p_t, T_pt), (p_s, T_ps) = parents[target], parents[source]
-    if p_t != p_s:
-        raise KeyError(f"{target!r} and {source!r} hang from different parents")
-    return np.linalg.inv(T_pt) @ T_ps
+    """T_target_from_source through the static tree (any path, inverse edges included)."""
+    buffer = TransformBuffer()
+    for (parent, child), transform in transforms.items():
+        buffer.set_transform(transform, parent, child)
+    try:
+        return buffer.lookup(target, source)
+    except LookupError as err:
+        raise KeyError(str(err)) from err
 
 
 def read_sidecar(bag: Path | str, name: str = "ground_truth_extra.jsonl") -> list[dict]:
