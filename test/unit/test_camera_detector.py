@@ -23,13 +23,7 @@ TINY = CameraDetectorConfig(input_size=(160, 96), width_multiplier=0.25, fpn_cha
 CLASS_COLOURS = np.array([[230, 40, 40], [40, 40, 230], [40, 230, 40], [230, 230, 40]])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def rectangle_scenes(count: int, size: tuple[int, int] = (160, 96), seed: int = 0):

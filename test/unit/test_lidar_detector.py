@@ -21,13 +21,7 @@ CLASS_SIZES = np.array([[4.5, 1.9, 1.6], [8.0, 2.5, 3.0], [0.7, 0.7, 1.8], [1.8,
 GROUND_Z = -1.7
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def box_scene(rng: np.random.Generator, objects: int = 3):

@@ -26,13 +26,7 @@ LIDAR = LidarDetectorConfig(point_cloud_range=(0.0, -12.8, -3.0, 25.6, 12.8, 1.0
 PRODUCED_BY = {"command": "pytest", "seed": 0, "data": "synthetic"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _same_outputs(first: torch.nn.Module, second: torch.nn.Module, *inputs) -> None:

@@ -26,13 +26,7 @@ LIDAR = LidarDetectorConfig(point_cloud_range=(0.0, -12.8, -3.0, 25.6, 12.8, 1.0
 pytestmark = pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _randomise_batchnorm(model: torch.nn.Module) -> None:
