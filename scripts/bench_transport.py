@@ -104,25 +104,44 @@ def run_subscriber(args: argparse.Namespace) -> int:
     node = rclpy.create_node("bench_transport_sub")
     latencies: dict[str, list[float]] = {"image": [], "cloud": []}
 
+    from ad_perception.eval.replay import read_stamp_ns
+
     def on_message(topic: str):
         def callback(msg) -> None:
             now = time.time_ns()
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            if isinstance(msg, bytes):  # serialized: the stamp sits in the CDR header
+                stamp = read_stamp_ns(msg)
+            else:
+                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             latencies[topic].append((now - stamp) / 1e6)
 
         return callback
 
-    node.create_subscription(Image, "bench/image", on_message("image"), _qos(args.qos))
-    node.create_subscription(PointCloud2, "bench/cloud", on_message("cloud"), _qos(args.qos))
-    last_count, last_change = -1, time.monotonic()
+    for topic, msg_type in (("image", Image), ("cloud", PointCloud2)):
+        node.create_subscription(msg_type, f"bench/{topic}", on_message(topic), _qos(args.qos),
+                                 raw=args.raw)
+    # One long-lived executor: rebuilding it per spin_once costs milliseconds per message.
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    progress = {"count": -1, "changed": time.monotonic()}
     deadline = time.monotonic() + args.duration + 40.0
-    while time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.05)
+
+    def check_done() -> None:
         count = len(latencies["image"]) + len(latencies["cloud"])
-        if count != last_count:
-            last_count, last_change = count, time.monotonic()
-        elif count > 0 and time.monotonic() - last_change > 3.0:
-            break
+        if count != progress["count"]:
+            progress.update(count=count, changed=time.monotonic())
+        elif (count > 0 and time.monotonic() - progress["changed"] > 3.0) or (
+            time.monotonic() > deadline
+        ):
+            raise SystemExit
+
+    node.create_timer(0.5, check_done)
+    try:
+        executor.spin()
+    except SystemExit:
+        pass
     Path(args.result).write_text(json.dumps(latencies))
     node.destroy_node()
     rclpy.shutdown()
@@ -137,12 +156,14 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[index]
 
 
-def run_case(profile: str, qos: str, duration: float, domain: int) -> list[dict]:
+def run_case(profile: str, qos: str, duration: float, domain: int, raw: bool = False
+             ) -> list[dict]:
     env = ros_environment(profile=(profile == "project"))
     env["ROS_DOMAIN_ID"] = str(domain)
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "sub.json"
-        common = [sys.executable, __file__, "--qos", qos, "--duration", str(duration)]
+        common = [sys.executable, __file__, "--qos", qos, "--duration", str(duration),
+                  *(["--raw"] if raw else [])]
         sub = subprocess.Popen([*common, "--role", "sub", "--result", str(result)], env=env)
         time.sleep(1.0)
         pub = subprocess.run(
@@ -178,6 +199,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per case")
     parser.add_argument("--profiles", default="default,project")
     parser.add_argument("--qos", default="reliable,best_effort")
+    parser.add_argument("--raw", action="store_true",
+                        help="subscribe to serialized messages (transport without the Python "
+                        "deserialisation of the subscriber)")
     parser.add_argument("--role", choices=["pub", "sub"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -191,7 +215,7 @@ def main() -> int:
     for profile in args.profiles.split(","):
         for qos in args.qos.split(","):
             print(f"case profile={profile} qos={qos} ({args.duration:.0f} s)...", flush=True)
-            cases.extend(run_case(profile, qos, args.duration, domain))
+            cases.extend(run_case(profile, qos, args.duration, domain, args.raw))
     header = ("profile", "qos", "topic", "delivered", "p50 ms", "p99 ms")
     print("\n{:8s} {:12s} {:6s} {:>10s} {:>8s} {:>8s}".format(*header))
     for case in cases:

@@ -39,11 +39,12 @@ in vec3 v_pos; in vec3 v_normal; in vec3 v_color; flat in float v_material;
 flat in int v_instance;
 layout(location = 0) out vec4 out_color;
 layout(location = 1) out int out_instance;
-float hash(vec2 p) { return fract(sin(dot(p, vec2(127.1, 311.7))) * 43758.5453); }
+uniform sampler2D lattice;  // random values at the integer points, repeating every NOISE_PERIOD
+// Value noise with smoothstep fade: one bilinear fetch at the faded position interpolates the
+// four lattice values exactly as mix(mix(h00, h10, f.x), mix(h01, h11, f.x), f.y) would.
 float noise(vec2 p) {
     vec2 i = floor(p); vec2 f = fract(p); f = f * f * (3.0 - 2.0 * f);
-    return mix(mix(hash(i), hash(i + vec2(1, 0)), f.x),
-               mix(hash(i + vec2(0, 1)), hash(i + vec2(1, 1)), f.x), f.y);
+    return texture(lattice, (i + f + 0.5) / NOISE_PERIOD).r;
 }
 void main() {
     vec3 n = normalize(v_normal);
@@ -110,6 +111,27 @@ void main() {
 }
 """
 
+# Silhouettes for the occlusion ground truth: each actor is drawn alone with its own constant
+# depth, decreasing from one actor to the next, into a depth-only target with the depth test
+# on.  An actor's first fragment on a pixel always passes (everything there so far is farther),
+# its later fragments on that pixel fail (equal is not less), so the samples-passed query of
+# the actor's draw counts the pixels its triangles cover, each once, with nothing in front.
+_SILHOUETTE_VERTEX = """
+#version 330
+uniform mat4 view_projection;
+in vec3 in_pos;
+void main() { gl_Position = view_projection * vec4(in_pos, 1.0); }
+"""
+
+_SILHOUETTE_FRAGMENT = """
+#version 330
+uniform float layer_depth;
+void main() { gl_FragDepth = layer_depth; }
+"""
+
+NOISE_PERIOD = 256  # lattice cells before the procedural textures repeat
+NOISE_SEED = 20240611  # fixed: the textures are part of the world's look, not of the drive
+
 FLOATS_PER_VERTEX = 13  # pos 3, normal 3, colour 3, material 1, instance 1 (int bits), pad 2
 
 
@@ -154,7 +176,20 @@ class CameraRenderer:
         self.width, self.height = width, height
         self.projection = gl_projection(K, width, height, near, far)
         ctx = self._ctx
-        self._program = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
+        self._program = ctx.program(
+            vertex_shader=_VERTEX,
+            fragment_shader=_FRAGMENT.replace(
+                "uniform sampler2D lattice;",
+                f"#define NOISE_PERIOD {float(NOISE_PERIOD)}\nuniform sampler2D lattice;",
+            ),
+        )
+        lattice = np.random.default_rng(NOISE_SEED).random((NOISE_PERIOD, NOISE_PERIOD))
+        self._lattice = ctx.texture(
+            (NOISE_PERIOD, NOISE_PERIOD), 1, lattice.astype("f4").tobytes(), dtype="f4"
+        )
+        self._lattice.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self._lattice.repeat_x = self._lattice.repeat_y = True
+        self._program["lattice"].value = 0
         self._sky = ctx.program(vertex_shader=_SKY_VERTEX, fragment_shader=_SKY_FRAGMENT)
         quad = np.array([-1, -1, 3, -1, -1, 3], dtype=np.float32)
         self._sky_vao = ctx.vertex_array(self._sky, [(ctx.buffer(quad.tobytes()), "2f", "in_xy")])
@@ -165,6 +200,15 @@ class CameraRenderer:
         self._static_vao = None
         self._dynamic_buffer = ctx.buffer(reserve=4 * FLOATS_PER_VERTEX * 3 * 1024, dynamic=True)
         self._dynamic_vao = self._make_vao(self._dynamic_buffer)
+        self._silhouette = ctx.program(
+            vertex_shader=_SILHOUETTE_VERTEX, fragment_shader=_SILHOUETTE_FRAGMENT
+        )
+        self._silhouette_vao = ctx.vertex_array(
+            self._silhouette, [(self._dynamic_buffer, "3f 40x", "in_pos")]
+        )
+        # The colour pass's depth is not needed once its images are read back.
+        self._silhouette_fbo = ctx.framebuffer(depth_attachment=self._depth)
+        self._queries: list = []
 
     def _make_vao(self, buffer):
         return self._ctx.vertex_array(
@@ -205,7 +249,9 @@ class CameraRenderer:
 
         view = np.diag([1.0, -1.0, -1.0, 1.0]) @ np.linalg.inv(T_world_from_optical)
         view_projection = self.projection @ view
-        self._program["view_projection"].write(view_projection.T.astype("f4").tobytes())
+        vp_bytes = view_projection.T.astype("f4").tobytes()
+        self._program["view_projection"].write(vp_bytes)
+        self._silhouette["view_projection"].write(vp_bytes)
         self._program["eye"].value = tuple(map(float, T_world_from_optical[:3, 3]))
         P = self.projection
         ndc_to_eye = np.array(
@@ -219,6 +265,7 @@ class CameraRenderer:
         self._sky["world_from_ndc_ray"].write(
             (world_from_eye @ ndc_to_eye).T.astype("f4").tobytes()
         )
+        self._lattice.use(location=0)
         fbo = self._fbo
         fbo.use()
         fbo.clear(0.0, 0.0, 0.0, 1.0, depth=1.0)
@@ -239,6 +286,32 @@ class CameraRenderer:
         rgb = rgb.reshape(self.height, self.width, 3)[::-1]
         ids = ids.reshape(self.height, self.width)[::-1]
         return np.ascontiguousarray(rgb), np.ascontiguousarray(ids)
+
+    def silhouette_pixels(self, ranges: list[tuple[int, int]]) -> list[int]:
+        """Pixels inside the image covered by each (first vertex, vertex count) range of the
+        last ``render``'s dynamic vertices, as if nothing else were in the scene: the
+        unoccluded silhouette of each actor, by the same rasteriser (coverage rule, near-plane
+        clipping) that filled the instance image. Call after ``render``."""
+        import moderngl
+
+        if not ranges:
+            return []
+        ctx = self._ctx
+        while len(self._queries) < len(ranges):
+            self._queries.append(ctx.query(samples=True))
+        fbo = self._silhouette_fbo
+        fbo.use()
+        fbo.clear(depth=1.0)
+        ctx.enable(moderngl.DEPTH_TEST)
+        ctx.depth_func = "<"
+        step = 1.0 / (len(ranges) + 1)
+        layer = self._silhouette["layer_depth"]
+        for j, (first, count) in enumerate(ranges):
+            layer.value = 1.0 - (j + 1) * step
+            with self._queries[j]:
+                if count:
+                    self._silhouette_vao.render(moderngl.TRIANGLES, vertices=count, first=first)
+        return [int(self._queries[j].samples) for j in range(len(ranges))]
 
     def release(self) -> None:
         self._ctx.release()

@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="preview: which camera frame to draw (default: the middle one)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="frame-generating processes (default: one per core, at most 8; 1 = in-process)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -59,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             args.storage,
             args.preset,
             progress=not args.no_progress,
+            workers=args.workers,
         )
     except (RuntimeError, FileExistsError, ValueError) as err:
         print(f"sim: {err}", file=sys.stderr)

@@ -4,6 +4,9 @@ occlusion and truncation from each object's unoccluded silhouette.
 The unoccluded silhouette is the union of the object's own triangles rasterised alone (after
 clipping at the near plane), so visible / unoccluded pixels is a true visibility ratio rather
 than a ratio against the object's box, which would call every car with a cabin "occluded".
+The simulator gets it from the GL rasteriser itself (``CameraRenderer.silhouette_pixels``,
+one occlusion query per object); ``unoccluded_pixel_count`` is the same quantity in numpy,
+kept as the reference the tests compare against.
 """
 
 from __future__ import annotations
@@ -121,11 +124,22 @@ def unoccluded_pixel_count(
 
 def truncation(corners_cam: np.ndarray, K: np.ndarray, width: int, height: int) -> float:
     """Fraction of the projected 3D box's 2D extent that lies outside the image."""
-    faces = [[0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 5, 4], [1, 2, 6, 5], [2, 3, 7, 6], [3, 0, 4, 7]]
-    points = [c for f in faces for c in _clip_near(corners_cam[f], NEAR_M)]
-    if not points:
-        return 1.0
-    uv = _project(np.asarray(points), K)
+    if (corners_cam[:, 2] >= NEAR_M).all():
+        # Nothing to clip: the clipped faces' points are exactly the eight corners.
+        uv = _project(corners_cam, K)
+    else:
+        faces = [
+            [0, 1, 2, 3],
+            [4, 5, 6, 7],
+            [0, 1, 5, 4],
+            [1, 2, 6, 5],
+            [2, 3, 7, 6],
+            [3, 0, 4, 7],
+        ]
+        points = [c for f in faces for c in _clip_near(corners_cam[f], NEAR_M)]
+        if not points:
+            return 1.0
+        uv = _project(np.asarray(points), K)
     lo, hi = uv.min(axis=0), uv.max(axis=0)
     area = max(hi[0] - lo[0], 1e-6) * max(hi[1] - lo[1], 1e-6)
     inside_lo = np.maximum(lo, [-0.5, -0.5])
@@ -136,7 +150,7 @@ def truncation(corners_cam: np.ndarray, K: np.ndarray, width: int, height: int) 
 
 def object_visibility(
     track_id: int,
-    triangles_world: np.ndarray,
+    silhouette_pixels: int,
     corners_world: np.ndarray,
     T_cam_from_world: np.ndarray,
     K: np.ndarray,
@@ -151,8 +165,7 @@ def object_visibility(
     if (corners_cam[:, 2] < NEAR_M).all() or trunc >= 1.0:
         unoccluded = 0
     else:
-        tri_cam = transform_points(triangles_world.reshape(-1, 3), T_cam_from_world)
-        unoccluded = unoccluded_pixel_count(tri_cam.reshape(-1, 3, 3), K, width, height)
+        unoccluded = int(silhouette_pixels)
     unoccluded = max(unoccluded, visible)
     ratio = 1.0 - visible / unoccluded if unoccluded else 1.0
     box = boxes.get(track_id) if visible >= MIN_VISIBLE_PIXELS else None

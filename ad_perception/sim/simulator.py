@@ -130,15 +130,28 @@ class Simulator:
         point_counts = np.bincount(scan.instance, minlength=len(s.actors) + 1)
         T_lidar_from_world = invert_transform(T_world_from_lidar)
         T_cam_from_world = invert_transform(T_world_from_cam)
+        # Unoccluded silhouettes of the actors that get ground truth, one occlusion query each
+        # over their slice of the dynamic vertices the camera pass just drew.
+        face_offsets = np.cumsum([0] + [s.actors[i].mesh.n_faces for i in near])
+        labelled = [k for k, i in enumerate(near) if distance[i] <= GT_RANGE_M]
+        silhouettes = dict(
+            zip(
+                labelled,
+                self.renderer.silhouette_pixels(
+                    [
+                        (3 * int(face_offsets[k]), 3 * int(face_offsets[k + 1] - face_offsets[k]))
+                        for k in labelled
+                    ]
+                ),
+                strict=True,
+            )
+        )
         rows, extras, boxes2d, vertices_lidar = [], [], [], {}
-        face_offset = 0
-        for i in near:
-            actor = s.actors[i]
-            n_faces = actor.mesh.n_faces
-            faces = dyn_mesh.faces[face_offset : face_offset + n_faces]
-            face_offset += n_faces
+        for k, i in enumerate(near):
             if distance[i] > GT_RANGE_M:
                 continue
+            actor = s.actors[i]
+            faces = dyn_mesh.faces[face_offsets[k] : face_offsets[k + 1]]
             x, y, z, yaw = poses[i]
             T_world_from_actor = _yaw_transform(x, y, z, yaw)
             centre_world = (
@@ -153,7 +166,7 @@ class Simulator:
             )
             vis = labels.object_visibility(
                 actor.track_id,
-                dyn_mesh.vertices[faces],
+                silhouettes[k],
                 world_box.corners()[0],
                 T_cam_from_world,
                 self.K,
