@@ -16,6 +16,7 @@ from ad_perception import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ad_perception.cli_info", "show versions, backends and the DDS environment"),
     "sim": ("ad_perception.sim.cli", "generate embedded-world rosbags, or `sim preview BAG`"),
+    "dataset": ("ad_perception.sim.dataset", "generate train/val/held-out bags (resumable)"),
     "import": ("ad_perception.data.import_cli", "convert datasets on disk (KITTI) to our bags"),
     "train": ("ad_perception.models.train_cli", "train the camera or lidar detector on bags"),
     "eval": ("ad_perception.eval.cli", "score models on bags against their ground truth"),
