@@ -152,6 +152,22 @@ def _load_cache(path: Path) -> CameraSamples:
             gt, np.split(data["ignore"], gt_split), tuple(int(v) for v in data["image_size"]))
 
 
+def repeat_factors(labels: list[np.ndarray], num_classes: int,
+                   threshold: float) -> np.ndarray | None:
+    """LVIS repeat-factor sampling weights: a frame is drawn in proportion to
+    max(1, sqrt(threshold / f_c)) over the classes c it contains, f_c being the fraction of
+    frames with class c, so rare classes (cyclists, trucks) are seen more often without
+    changing the epoch length. ``threshold`` 0 turns it off (uniform)."""
+    if threshold <= 0:
+        return None
+    present = np.zeros((len(labels), num_classes), dtype=bool)
+    for row, frame_labels in enumerate(labels):
+        present[row, np.unique(frame_labels)] = True
+    frequency = present.mean(axis=0)
+    class_factor = np.maximum(1.0, np.sqrt(threshold / np.maximum(frequency, 1e-9)))
+    return np.where(present, class_factor[None, :], 1.0).max(axis=1)
+
+
 def normalise(images_uint8: torch.Tensor) -> torch.Tensor:
     """(B, h, w, 3) uint8 -> (B, 3, h, w) float32 normalised as ``letterbox`` does."""
     mean = torch.from_numpy(RGB_MEAN).view(1, 3, 1, 1)
@@ -166,18 +182,23 @@ class CameraTask:
 
     def __init__(self, model: torch.nn.Module, config: CameraDetectorConfig,
                  train: CameraSamples, val: CameraSamples, batch_size: int = 8,
-                 seed: int = 0, augment: bool = True) -> None:
+                 seed: int = 0, augment: bool = True, repeat_threshold: float = 0.0) -> None:
         self.model, self.model_config = model, config
         self.train_samples, self.val_samples = train, val
         self.batch_size, self.seed, self.augment = batch_size, seed, augment
         self.criterion = CameraDetectorLoss(config)
+        self.frame_weights = repeat_factors(train.labels, config.num_classes, repeat_threshold)
 
     def batches_per_epoch(self) -> int:
         return max(1, len(self.train_samples) // self.batch_size)
 
     def train_batches(self, epoch: int) -> Iterator[dict]:
         rng = np.random.default_rng((self.seed, epoch))
-        order = rng.permutation(len(self.train_samples))
+        if self.frame_weights is None:
+            order = rng.permutation(len(self.train_samples))
+        else:
+            order = rng.choice(len(self.train_samples), len(self.train_samples),
+                               p=self.frame_weights / self.frame_weights.sum())
         width = self.model_config.input_size[0]
         for start in range(0, self.batches_per_epoch() * self.batch_size, self.batch_size):
             index = order[start:start + self.batch_size]

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     camera = parser.add_argument_group("camera model")
     camera.add_argument("--width-multiplier", type=float, default=0.5)
     camera.add_argument("--fpn-channels", type=int, default=64)
+    camera.add_argument("--repeat-threshold", type=float, default=0.0,
+                        help="repeat-factor sampling of frames with rare classes (LVIS t; "
+                        "0 = uniform)")
     camera.add_argument("--input-size", type=int, nargs=2, default=(640, 384),
                         metavar=("W", "H"), help="network input, multiples of 32")
     lidar = parser.add_argument_group("lidar model")
@@ -73,7 +76,8 @@ def build_task(args: argparse.Namespace):
                                     args.val_fraction, args.seed, cache_dir=cache)
         val = load_camera_samples(val_bags, config.input_size, val_split, args.val_fraction,
                                   args.seed, cache_dir=cache)
-        return CameraTask(model, config, train, val, args.batch_size, args.seed)
+        return CameraTask(model, config, train, val, args.batch_size, args.seed,
+                          repeat_threshold=args.repeat_threshold)
     from ad_perception.models.lidar_detector import LidarDetectorConfig, build_lidar_detector
     from ad_perception.models.train_lidar import LidarTask, load_lidar_samples
 
