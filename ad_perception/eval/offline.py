@@ -119,6 +119,7 @@ def run_bag(bag: Path, camera: Callable[[np.ndarray], Detections2D],
     transforms = _transforms(bag)
     sidecar = bag_io.read_sidecar(bag)
     occlusion = gt_filters.sidecar_by_frame(sidecar, "occlusion")
+    truncation = gt_filters.sidecar_by_frame(sidecar, "truncation", float)
     lidar_points = gt_filters.sidecar_by_frame(sidecar, "lidar_points")
     camera_model = None
     for _, _, msg in bag_io.read_messages(bag, [topics.camera_info]):
@@ -137,7 +138,8 @@ def run_bag(bag: Path, camera: Callable[[np.ndarray], Detections2D],
         camera_by_stamp[stamp] = (detections, camera.last_times.total_ms)
         if stamp in gt_2d:
             gt = bag_io.detections2d_from_msg(gt_2d[stamp])
-            ignore = gt_filters.camera_ignore_mask(gt, occlusion.get(index, {}), class_names)
+            ignore = gt_filters.camera_ignore_mask(gt, occlusion.get(index, {}), class_names,
+                                                   truncation_by_id=truncation.get(index, {}))
             out.camera.append((gt, detections, ignore))
 
     camera_stamps = np.array(sorted(camera_by_stamp), dtype=np.int64)

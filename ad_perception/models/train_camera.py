@@ -27,6 +27,7 @@ from ad_perception.data import bag_io
 from ad_perception.data.datasets import GT_BOXES_TOPIC, IMAGE_TYPE, split_of
 from ad_perception.eval.gt_filters import (
     MIN_BOX_HEIGHT_PX,
+    TRAIN_MIN_BOX_HEIGHT_PX,
     camera_ignore_mask,
     sidecar_by_frame,
 )
@@ -36,7 +37,7 @@ from ad_perception.models.camera_loss import CameraDetectorLoss
 from ad_perception.models.camera_postprocess import decode_camera_outputs
 from ad_perception.models.letterbox import RGB_MEAN, RGB_STD, letterbox_transform
 
-CLASS_INDEX_CACHE_VERSION = 1
+CLASS_INDEX_CACHE_VERSION = 2
 
 
 @dataclass
@@ -64,12 +65,16 @@ def _camera_topic(bag: Path) -> str:
 
 def load_camera_samples(bags: list[Path], input_size: tuple[int, int], split: str,
                         val_fraction: float = 0.2, split_seed: int = 0,
-                        min_box_height_px: float = MIN_BOX_HEIGHT_PX,
+                        scoring: bool = False,
                         cache_dir: Path | None = None, progress: bool = True) -> CameraSamples:
-    """Decode, letterbox and label every frame of ``split`` ('train', 'val' or 'all')."""
+    """Decode, letterbox and label every frame of ``split`` ('train', 'val' or 'all').
+
+    ``scoring`` marks ignore regions as the evaluation does (KITTI moderate); otherwise as
+    training wants them (boxes down to 16 px and truncated boxes stay targets)."""
+    min_box_height_px = MIN_BOX_HEIGHT_PX if scoring else TRAIN_MIN_BOX_HEIGHT_PX
     key = hashlib.sha1(repr((CLASS_INDEX_CACHE_VERSION, [str(Path(b).resolve()) for b in bags],
                              input_size, split, val_fraction, split_seed,
-                             min_box_height_px)).encode()).hexdigest()[:16]
+                             scoring)).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"camera_{split}_{key}.npz" if cache_dir else None
     if cache is not None and cache.exists():
         return _load_cache(cache)
@@ -80,7 +85,9 @@ def load_camera_samples(bags: list[Path], input_size: tuple[int, int], split: st
     for bag in bags:
         bag = Path(bag)
         topic = _camera_topic(bag)
-        occlusion = sidecar_by_frame(bag_io.read_sidecar(bag), "occlusion")
+        sidecar = bag_io.read_sidecar(bag)
+        occlusion = sidecar_by_frame(sidecar, "occlusion")
+        truncation = sidecar_by_frame(sidecar, "truncation", float)
         labels_by_stamp = {bag_io.stamp_ns(m): bag_io.detections2d_from_msg(m)
                            for _, _, m in bag_io.read_messages(bag, [GT_BOXES_TOPIC])}
         messages = bag_io.read_messages(bag, [topic])
@@ -91,7 +98,8 @@ def load_camera_samples(bags: list[Path], input_size: tuple[int, int], split: st
             image = image_to_array(msg, desired_encoding="rgb8")
             gt = labels_by_stamp.get(bag_io.stamp_ns(msg), Detections2D.empty())
             ignore = camera_ignore_mask(gt, occlusion.get(index, {}), class_names,
-                                        min_box_height_px)
+                                        min_box_height_px,
+                                        truncation.get(index, {}) if scoring else None)
             transform = letterbox_transform((image.shape[1], image.shape[0]), input_size)
             images.append(_letterbox_uint8(image, transform))
             keep = ~ignore

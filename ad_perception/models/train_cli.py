@@ -75,7 +75,7 @@ def build_task(args: argparse.Namespace):
         train = load_camera_samples(args.data, config.input_size, train_split,
                                     args.val_fraction, args.seed, cache_dir=cache)
         val = load_camera_samples(val_bags, config.input_size, val_split, args.val_fraction,
-                                  args.seed, cache_dir=cache)
+                                  args.seed, scoring=True, cache_dir=cache)
         return CameraTask(model, config, train, val, args.batch_size, args.seed,
                           repeat_threshold=args.repeat_threshold)
     from ad_perception.models.lidar_detector import LidarDetectorConfig, build_lidar_detector
