@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("ad_perception.eval.cli", "score models on bags against their ground truth"),
     "demo": ("ad_perception.ros.demo_cli", "the main job: replay the embedded drive (make demo)"),
     "play": ("ad_perception.ros.play_cli", "replay a rosbag2 onto live topics (loopback DDS)"),
+    "launch": ("ad_perception.ros.launch_cli",
+               "run launch/*.launch.py without launch_ros (ros2 launch subset, --dry-run)"),
 }
 
 

@@ -1,0 +1,4 @@
+"""Shim of ``launch_ros.parameter_descriptions``."""
+
+from ad_perception.ros.launch_shim._ros import ParameterFile as ParameterFile
+from ad_perception.ros.launch_shim._ros import ParameterValue as ParameterValue
