@@ -1,0 +1,66 @@
+"""The OpenVINO backend (CPU): IR or ONNX cores in f32, bf16 (AMX/AVX512-BF16) or int8.
+
+Precision and threads are set explicitly (FACTS.md: OpenVINO otherwise runs bf16 on AMX
+machines, which is a different model than the one measured as "f32"). An int8 model's
+quantised layers run in int8 whatever the hint; the hint decides the precision of the layers
+the sensitivity search kept in float, and the card records which hint was measured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ad_perception.runtime.cores import check_input
+from ad_perception.runtime.errors import RuntimeConfigError
+
+HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def cpu_supports_bf16() -> bool:
+    import openvino as ov
+
+    try:
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 - an old plugin without the property: assume not
+        return False
+
+
+def compile_config(precision_hint: str, threads: int) -> dict[str, Any]:
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision_hint,
+                              "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
+class OpenVinoCore:
+    """One input tensor -> list of numpy outputs, through one reused infer request."""
+
+    def __init__(self, source: Any, precision_hint: str = "f32", threads: int = 0,
+                 label: str = "OpenVINO model") -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        try:
+            model = core.read_model(str(source)) if isinstance(source, str | Path) else source
+            self.compiled = core.compile_model(model, "CPU",
+                                               compile_config(precision_hint, threads))
+        except Exception as err:
+            raise RuntimeConfigError(f"{label}: OpenVINO cannot load it ({err}); the file is "
+                                     f"corrupt, truncated or not an IR/ONNX model") from err
+        self.request = self.compiled.create_infer_request()
+        self.input_shape = tuple(int(d) for d in self.compiled.inputs[0].get_shape())
+        self.outputs = len(self.compiled.outputs)
+        self.precision_hint = precision_hint
+
+    def __call__(self, tensor: torch.Tensor | np.ndarray) -> list[np.ndarray]:
+        check_input("OpenVINO input", tensor, self.input_shape, fixed_batch=True)
+        array = tensor.numpy() if isinstance(tensor, torch.Tensor) else np.asarray(tensor)
+        self.request.infer({0: np.ascontiguousarray(array, dtype=np.float32)})
+        # The request owns the output buffers and overwrites them next frame: copy.
+        return [np.array(self.request.get_output_tensor(i).data, dtype=np.float32)
+                for i in range(self.outputs)]
