@@ -52,7 +52,7 @@ def copy_bag(source: Path, target: Path, storage: str = "mcap",
             if topic not in added:
                 if msgdefs and msgtype in msgdefs:
                     added[topic] = writer.add_connection(topic, msgtype, msgdef=msgdefs[msgtype],
-                                                         rihs01="")
+                                                         rihs01="RIHS01_" + "0" * 64)
                 else:
                     added[topic] = writer.add_connection(topic, msgtype, typestore=typestore())
         # rosbags reads every connection when given none
