@@ -92,6 +92,9 @@ def _record_live(args: argparse.Namespace, variants: list[VariantModels],
                  topic_map: TopicMap) -> tuple[dict, list]:
     """Replay every bag through the launched graph once per variant (one at a time: two
     graphs on two cores would measure each other), recordings kept under DIR/recordings."""
+    from ad_perception.ros_env import apply_ros_environment
+
+    apply_ros_environment()  # before rclpy is imported: DDS stays on loopback
     from ad_perception.ros.live_eval import LiveConfig, record_variant_on_bag
 
     if args.out is None:
