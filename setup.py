@@ -17,8 +17,14 @@ def _version() -> str:
 
 
 # One console script per node, so `ros2 run ad_perception <node>` works on a ROS install.
-# Node modules live in ad_perception/ros/ and are added here as they land.
-NODES: dict[str, str] = {}
+# Node modules live in ad_perception/ros/.
+NODES: dict[str, str] = {
+    "camera_detector": f"{PACKAGE}.ros.camera_detector_node:main",
+    "lidar_detector": f"{PACKAGE}.ros.lidar_detector_node:main",
+    "fusion": f"{PACKAGE}.ros.fusion_node:main",
+    "latency_monitor": f"{PACKAGE}.ros.latency_monitor_node:main",
+    "perception_composed": f"{PACKAGE}.ros.composed:main",
+}
 
 setup(
     name=PACKAGE,

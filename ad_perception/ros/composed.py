@@ -1,0 +1,97 @@
+"""perception_composed: every perception node in one process, one MultiThreadedExecutor.
+
+One process saves the serialisation and the loopback hop between the nodes' address spaces
+(and the per-process interpreter and model memory); the pipeline benchmark compares it with
+one process per node. Parameters and remappings reach the nodes as usual: params files keyed
+by node name (``/**/camera_detector:``), node-prefixed remappings
+(``-r camera_detector:image:=/cam``). The two settings that share a name but differ per node,
+the model files, come as options before ``--ros-args``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.utilities import remove_ros_args
+
+from ad_perception.core.node_params import ConfigError
+from ad_perception.ros.node_base import PerceptionNode, spin_nodes
+
+NODE_NAMES = ("camera_detector", "lidar_detector", "fusion", "latency_monitor")
+
+
+def parse_options(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="perception_composed", description=__doc__.split(
+        "\n")[0])
+    parser.add_argument("--nodes", default=",".join(NODE_NAMES),
+                        help="comma-separated nodes to run (default: all)")
+    parser.add_argument("--camera-model", default="", help="camera_detector model_path")
+    parser.add_argument("--lidar-model", default="", help="lidar_detector model_path")
+    parser.add_argument("--summary-dir", default="",
+                        help="each node writes <DIR>/<node>.json at shutdown")
+    parser.add_argument("--executor-threads", type=int, default=0,
+                        help="MultiThreadedExecutor threads (0: one per node)")
+    options = parser.parse_args(argv)
+    options.nodes = [n.strip() for n in options.nodes.split(",") if n.strip()]
+    unknown = sorted(set(options.nodes) - set(NODE_NAMES))
+    if unknown or not options.nodes:
+        parser.error(f"--nodes: unknown {unknown}; choose from {list(NODE_NAMES)}")
+    return options
+
+
+def build_nodes(options: argparse.Namespace) -> list[PerceptionNode]:
+    from ad_perception.ros.camera_detector_node import CameraDetectorNode
+    from ad_perception.ros.fusion_node import FusionNode
+    from ad_perception.ros.latency_monitor_node import LatencyMonitorNode
+    from ad_perception.ros.lidar_detector_node import LidarDetectorNode
+
+    def overrides(name: str, model_path: str = "") -> list[Parameter]:
+        values = {"model_path": model_path} if model_path else {}
+        if options.summary_dir:
+            values["summary_path"] = os.path.join(options.summary_dir, f"{name}.json")
+        return [Parameter(key, value=value) for key, value in values.items()]
+
+    factories = {
+        "camera_detector": lambda: CameraDetectorNode(
+            parameter_overrides=overrides("camera_detector", options.camera_model)),
+        "lidar_detector": lambda: LidarDetectorNode(
+            parameter_overrides=overrides("lidar_detector", options.lidar_model)),
+        "fusion": lambda: FusionNode(parameter_overrides=overrides("fusion")),
+        "latency_monitor": lambda: LatencyMonitorNode(
+            parameter_overrides=overrides("latency_monitor")),
+    }
+    nodes: list[PerceptionNode] = []
+    try:
+        for name in options.nodes:
+            nodes.append(factories[name]())
+    except BaseException:
+        for node in nodes:
+            node.destroy_node()
+        raise
+    return nodes
+
+
+def main(args: list[str] | None = None) -> int:
+    argv = sys.argv if args is None else args
+    options = parse_options(remove_ros_args(argv)[1:])
+    try:
+        with rclpy.init(args=argv):
+            try:
+                nodes = build_nodes(options)
+            except ConfigError as err:
+                print(f"configuration error: {err}", file=sys.stderr, flush=True)
+                return 2
+            threads = options.executor_threads or len(nodes) + 1
+            spin_nodes(nodes, MultiThreadedExecutor(num_threads=threads))
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""fusion: camera + lidar detections -> fused Detection3DArray in base_link, plus markers.
+
+Topics (relative, remap them): ``camera/detections`` (Detection2DArray), ``lidar/detections``
+(Detection3DArray), ``camera_info``, ``points`` (optional, for lifting camera-only objects)
+and ``/tf_static`` in; ``objects`` (Detection3DArray, header = the lidar sensor stamp, or the
+camera's for camera-only output) and ``objects/markers`` out. Frames are paired by stamp with
+an offset, a tolerance and a timeout (core.stamp_sync); a frame whose partner does not come
+goes out degraded (lidar-only / camera-only) and /diagnostics says so. A missing transform
+or CameraInfo is counted and reported, and the node keeps publishing what it can.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CameraInfo, PointCloud2
+from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+from visualization_msgs.msg import MarkerArray
+
+from ad_perception.core.frustum import LiftingConfig
+from ad_perception.core.fusion import FusionConfig
+from ad_perception.core.live_fusion import CameraFrame, LidarFrame, LiveFusion
+from ad_perception.core.node_params import NODE_PARAMS
+from ad_perception.core.stamp_sync import CAMERA, LIDAR, FrameSet, StampMatcher, SyncConfig
+from ad_perception.monitoring.diagnostics import OK, WARN, Status, WindowedCounter
+from ad_perception.monitoring.stages import StageTimer
+from ad_perception.ros import conversions, qos
+from ad_perception.ros.markers import boxes_to_markers
+from ad_perception.ros.node_base import NS_PER_S, PerceptionNode, run_node, stamp_ns
+
+NS_PER_MS = 1_000_000
+KINDS = ("fused", "lidar_only", "camera_only")
+
+
+class FusionNode(PerceptionNode):
+    DEBUG_TOPICS = (*PerceptionNode.DEBUG_TOPICS, "sync_wait_ms", "conversion_time_ms",
+                    "fusion_time_ms", "pack_time_ms", "publish_time_ms")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("fusion", NODE_PARAMS["fusion"], **kwargs)
+        params = self.params
+        self.fusion = LiveFusion(self._fusion_config(), self._sync_config().tolerance_ns)
+        self.matcher = StampMatcher(self._sync_config())
+        self._kinds = {kind: WindowedCounter(10.0) for kind in (*KINDS, "skipped")}
+        self._missing_counter = WindowedCounter(10.0)
+        self._missing_now: set[str] = set()
+        self._camera_info_key: tuple | None = None
+        # All callbacks stay in the node's default (mutually exclusive) group: the matcher
+        # and counters are not thread-safe, and composed mode uses a multi-threaded executor.
+        sensor_qos = qos.from_params(params, "input")
+        detections_qos = qos.profile("reliable", 2)
+        self.create_subscription(Detection2DArray, "camera/detections", self._on_camera,
+                                 detections_qos)
+        self.create_subscription(Detection3DArray, "lidar/detections", self._on_lidar,
+                                 detections_qos)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, sensor_qos)
+        for topic in params["tf_topics"]:
+            tf_qos = qos.tf_static_qos() if topic.endswith("tf_static") else qos.profile(
+                "reliable", 100)
+            self.create_subscription(TFMessage, topic, self._on_tf, tf_qos)
+        if params["use_points"]:
+            self.create_subscription(PointCloud2, "points", self._on_points, sensor_qos)
+        output_qos = qos.from_params(params, "output")
+        self._objects = self.create_publisher(Detection3DArray, "objects", output_qos)
+        self._markers = self.create_publisher(MarkerArray, "objects/markers", output_qos)
+        self.create_timer(min(0.02, self._sync_config().timeout_ns / 4 / NS_PER_S),
+                          self._on_timer)
+
+    def _fusion_config(self) -> FusionConfig:
+        return FusionConfig(output_frame=self.params["base_frame"],
+                            score_threshold=self.params["score_threshold"],
+                            max_association_cost=self.params["max_association_cost"],
+                            lifting=LiftingConfig(enabled=self.params["use_points"]))
+
+    def _sync_config(self) -> SyncConfig:
+        p = self.params
+        return SyncConfig(camera_offset_ns=int(p["camera_offset_ms"] * NS_PER_MS),
+                          tolerance_ns=int(p["sync_tolerance_ms"] * NS_PER_MS),
+                          timeout_ns=int(p["sync_timeout_ms"] * NS_PER_MS))
+
+    # ------------------------------------------------------------------------ inputs
+    def _reject(self, what: str, err: Exception, now_ns: int) -> None:
+        self.health.rejected(f"{what}: {err}", now_ns)
+        self.warn_throttled(what, f"skipped a bad {what} message: {err}")
+
+    def _on_camera(self, msg: Detection2DArray) -> None:
+        now = self.now_ns()
+        started = time.perf_counter()
+        try:
+            frame = CameraFrame(conversions.msg_to_detections_2d(msg), msg.header.frame_id, now)
+        except (ValueError, TypeError, AttributeError) as err:
+            self._reject("camera detections", err, now)
+            return
+        frame.decode_ms = (time.perf_counter() - started) * 1e3
+        self._add(CAMERA, msg, frame, now)
+
+    def _on_lidar(self, msg: Detection3DArray) -> None:
+        now = self.now_ns()
+        started = time.perf_counter()
+        try:
+            frame = LidarFrame(conversions.msg_to_boxes_3d(msg), now)
+        except (ValueError, TypeError, AttributeError) as err:
+            self._reject("lidar detections", err, now)
+            return
+        frame.decode_ms = (time.perf_counter() - started) * 1e3
+        self._add(LIDAR, msg, frame, now)
+
+    def _add(self, sensor: str, msg: Any, frame: Any, now: int) -> None:
+        stamp = stamp_ns(msg.header.stamp)
+        self.health.input(f"{sensor}/detections", stamp, now)
+        out_of_order = self.matcher.stats.out_of_order
+        sets = self.matcher.add(sensor, stamp, frame, now)
+        if self.matcher.stats.out_of_order > out_of_order:
+            self.health.rejected(f"{sensor} detections: stamp not newer than the last", now)
+        for frames in sets:
+            self._process(frames)
+
+    def _on_timer(self) -> None:
+        for frames in self.matcher.poll(self.now_ns()):
+            self._process(frames)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        key = (msg.width, msg.height, msg.distortion_model, tuple(msg.k), tuple(msg.d),
+               tuple(msg.p))
+        if key == self._camera_info_key:
+            return
+        try:
+            self.fusion.camera_model = conversions.camera_info_to_model(msg)
+            self._camera_info_key = key
+        except conversions.ConversionError as err:
+            self._reject("camera_info", err, self.now_ns())
+
+    def _on_tf(self, msg: TFMessage) -> None:
+        try:
+            self.fusion.tf.add_tf_message(msg)
+        except (ValueError, TypeError, AttributeError) as err:
+            self._reject("tf_static", err, self.now_ns())
+
+    def _on_points(self, msg: PointCloud2) -> None:
+        now = self.now_ns()
+        stamp = stamp_ns(msg.header.stamp)
+        self.health.input("points", stamp, now)
+
+        def decode() -> Any:
+            try:
+                return conversions.pointcloud_to_core(msg)
+            except conversions.ConversionError as err:
+                self._reject("points", err, self.now_ns())
+                return None
+
+        self.fusion.set_points(stamp, msg.header.frame_id, decode)
+
+    # -------------------------------------------------------------------------- output
+    def _process(self, frames: FrameSet) -> None:
+        now = self.now_ns()
+        if frames.kind == "camera_only" and not self.params["publish_camera_only"]:
+            self._kinds["skipped"].add(now)
+            return
+        timer = StageTimer()
+        inputs = [f for f in (frames.camera, frames.lidar) if f is not None]
+        timer.add("conversion", sum(f.decode_ms for f in inputs))
+        try:
+            with timer.stage("fusion"):
+                fused = self.fusion.fuse(frames)
+        except ValueError as err:
+            self.health.failed(str(err), now)
+            self.warn_throttled("fusion", f"fusion failed for a frame: {err}")
+            return
+        self._kinds[frames.kind].add(now)
+        self._track_missing(fused.missing, now)
+        seconds, nanoseconds = divmod(fused.stamp_ns, NS_PER_S)
+        header = Header(stamp=Time(sec=seconds, nanosec=nanoseconds), frame_id=fused.frame_id)
+        with timer.stage("pack"):
+            objects = conversions.boxes_3d_to_msg(fused.result.objects, header)
+            markers = boxes_to_markers(fused.result.objects, header, fused.result.provenance,
+                                       self.params["marker_lifetime_s"])
+        with timer.stage("publish"):
+            self._objects.publish(objects)
+            self._markers.publish(markers)
+        publish_ns = self.now_ns()
+        stages = timer.finish()
+        latency_ms = self.health.frame_done(fused.stamp_ns, publish_ns, stages)
+        self.debug("processing_time_ms", stages["total"])
+        self.debug("pipeline_latency_ms", latency_ms)
+        self.debug("sync_wait_ms", (now - min(f.arrival_ns for f in inputs)) / 1e6)
+        for stage in ("conversion", "fusion", "pack", "publish"):
+            self.debug(f"{stage}_time_ms", stages[stage])
+
+    def _track_missing(self, missing: list[str], now: int) -> None:
+        if missing:
+            self._missing_counter.add(now, 1, ", ".join(missing))
+            self.warn_throttled("missing", "fusing without " + ", ".join(missing))
+        for name in self._missing_now - set(missing):
+            self.health.set_missing(name, False)
+        for name in missing:
+            self.health.set_missing(name, True)
+        self._missing_now = set(missing)
+
+    # ----------------------------------------------------------------- base overrides
+    def on_params_changed(self, changed: dict) -> None:
+        if changed.keys() & {"camera_offset_ms", "sync_tolerance_ms", "sync_timeout_ms"}:
+            self.matcher.config = self._sync_config()
+            self.fusion.points_tolerance_ns = self.matcher.config.tolerance_ns
+        if changed.keys() & {"score_threshold", "max_association_cost"}:
+            self.fusion.pipeline.config = self._fusion_config()
+
+    def before_diagnostics(self) -> None:
+        now = self.now_ns()
+        self.health.sync_drops(self.matcher.stats.late, now)
+        counts = {kind: counter.in_window(now) for kind, counter in self._kinds.items()}
+        values = {f"{kind}_in_window": str(n) for kind, n in counts.items()}
+        values |= {f"{kind}_total": str(c.total) for kind, c in self._kinds.items()}
+        values |= {"missing_inputs_total": str(self._missing_counter.total),
+                   "missing_inputs_last": self._missing_counter.last_text,
+                   "late_total": str(self.matcher.stats.late)}
+        degraded = counts["lidar_only"] + counts["camera_only"]
+        if degraded:
+            message = (f"degraded output: {counts['lidar_only']} lidar-only, "
+                       f"{counts['camera_only']} camera-only frames (the other sensor's "
+                       "detections missing or late)")
+            self.health.set_status(Status(WARN, "sync", message, values))
+        else:
+            self.health.set_status(Status(OK, "sync", f"{counts['fused']} fused frames",
+                                          values))
+
+    def summary(self) -> dict:
+        stats = self.matcher.stats
+        return super().summary() | {
+            "frames": {kind: counter.total for kind, counter in self._kinds.items()},
+            "sync": {"matched": stats.matched, "lidar_only": stats.lidar_only,
+                     "camera_only": stats.camera_only, "late": stats.late,
+                     "out_of_order": stats.out_of_order, "by_reason": dict(stats.by_reason)},
+            "missing_inputs_total": self._missing_counter.total}
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(FusionNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

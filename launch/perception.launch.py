@@ -1,0 +1,122 @@
+"""The perception graph: camera_detector, lidar_detector, fusion and latency_monitor.
+
+    ros2 launch ad_perception perception.launch.py variant:=baseline device:=cpu
+    ad-perception launch perception.launch.py composed:=true     # (pip ROS, no launch_ros)
+
+One process per node, or all of them in one process on a MultiThreadedExecutor
+(``composed:=true``). Per-node settings live in config/<node>.yaml; the arguments below
+override the model settings, topics and frames. Topic arguments remap the nodes' relative
+names (image, camera_info, points, detections, objects), so the graph can sit on any
+sensor layout, e.g. carla-ros-bridge (carla_perception.launch.py).
+"""
+
+import os
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+NODES = ("camera_detector", "lidar_detector", "fusion", "latency_monitor")
+
+ARGUMENTS = [
+    # (name, default, description)
+    ("variant", "baseline", "model variant (ad_perception.eval.variants): baseline, or a "
+     "compressed one"),
+    ("camera_model", "", "camera model file or variant directory (overrides variant)"),
+    ("lidar_model", "", "lidar model file or variant directory (overrides variant)"),
+    ("backend", "auto", "auto | torch | onnxruntime | openvino | tensorrt"),
+    ("device", "cpu", "cpu | cuda | cuda:N | auto (cuda without a GPU falls back to cpu)"),
+    ("precision", "auto", "auto | fp32 | fp16 | bf16 | int8"),
+    ("threads", "1", "inference threads per detector"),
+    ("namespace", "", "namespace of the perception nodes"),
+    ("use_sim_time", "false", "use /clock (bag replay with --clock, CARLA)"),
+    ("composed", "false", "all nodes in one process (MultiThreadedExecutor)"),
+    ("with_monitor", "true", "start the latency_monitor"),
+    ("image_topic", "/sensing/camera/front/image_raw", "camera image (sensor_msgs/Image)"),
+    ("camera_info_topic", "/sensing/camera/front/camera_info", "sensor_msgs/CameraInfo"),
+    ("points_topic", "/sensing/lidar/top/points", "lidar cloud (sensor_msgs/PointCloud2)"),
+    ("camera_detections_topic", "/perception/camera/front/detections",
+     "camera detector output (vision_msgs/Detection2DArray)"),
+    ("lidar_detections_topic", "/perception/lidar/detections",
+     "lidar detector output (vision_msgs/Detection3DArray)"),
+    ("objects_topic", "/perception/objects", "fused objects for planning (Detection3DArray)"),
+    ("base_frame", "base_link", "frame of the fused objects"),
+    ("config_dir", "", "folder with <node>.yaml (default: the package's config/)"),
+    ("extra_params", "", "a parameters YAML loaded after the per-node files"),
+    ("summary_dir", "", "write each node's JSON summary here at shutdown ('' = none)"),
+    ("log_level", "info", "ROS log level of the nodes"),
+]
+
+
+def _remaps(topics: dict) -> dict:
+    """Relative topic name of each node -> the topic argument's value."""
+    return {
+        "camera_detector": [("image", topics["image"]), ("camera_info", topics["info"]),
+                            ("detections", topics["camera"])],
+        "lidar_detector": [("points", topics["points"]), ("detections", topics["lidar"])],
+        "fusion": [("camera/detections", topics["camera"]),
+                   ("lidar/detections", topics["lidar"]), ("camera_info", topics["info"]),
+                   ("points", topics["points"]), ("objects", topics["objects"]),
+                   ("objects/markers", topics["objects"] + "/markers")],
+        "latency_monitor": [],
+    }
+
+
+def _nodes(context):
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+
+    config_dir = arg("config_dir") or os.path.join(
+        FindPackageShare("ad_perception").perform(context), "config")
+    topics = {"image": arg("image_topic"), "info": arg("camera_info_topic"),
+              "points": arg("points_topic"), "camera": arg("camera_detections_topic"),
+              "lidar": arg("lidar_detections_topic"), "objects": arg("objects_topic")}
+    files = [os.path.join(config_dir, f"{name}.yaml") for name in NODES]
+    if arg("extra_params"):
+        files.append(arg("extra_params"))
+    common = {"use_sim_time": arg("use_sim_time").lower() == "true",
+              "variant": arg("variant"), "backend": arg("backend"), "device": arg("device"),
+              "precision": arg("precision"), "threads": int(arg("threads")),
+              "base_frame": arg("base_frame"),
+              "topics": [topics["camera"], topics["lidar"], topics["objects"]]}
+    models = {"camera_detector": arg("camera_model"), "lidar_detector": arg("lidar_model")}
+    summary_dir = arg("summary_dir")
+    names = [n for n in NODES if n != "latency_monitor" or arg("with_monitor") == "true"]
+    namespace = arg("namespace")
+    ros_arguments = ["--log-level", arg("log_level")]
+
+    if arg("composed").lower() == "true":
+        cli = ["--nodes", ",".join(names)]
+        for name, path in models.items():
+            if path:
+                cli += [f"--{name.split('_')[0]}-model", path]
+        if summary_dir:
+            cli += ["--summary-dir", summary_dir]
+        remappings = [(f"{name}:{source}", target)
+                      for name, pairs in _remaps(topics).items() if name in names
+                      for source, target in pairs]
+        return [Node(package="ad_perception", executable="perception_composed",
+                     namespace=namespace, arguments=cli, parameters=[*files, common],
+                     remappings=remappings, ros_arguments=ros_arguments, output="screen")]
+
+    nodes = []
+    for name in names:
+        own = dict(common)
+        if models.get(name):
+            own["model_path"] = models[name]
+        if summary_dir:
+            own["summary_path"] = os.path.join(summary_dir, f"{name}.json")
+        nodes.append(Node(package="ad_perception", executable=name, name=name,
+                          namespace=namespace, parameters=[*files, own],
+                          remappings=_remaps(topics)[name], ros_arguments=ros_arguments,
+                          output="screen"))
+    return nodes
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=description)
+         for name, default, description in ARGUMENTS]
+        + [OpaqueFunction(function=_nodes)])

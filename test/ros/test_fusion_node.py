@@ -1,0 +1,196 @@
+"""fusion and latency_monitor over real DDS: paired stamps fuse into base_link, a missing
+sensor degrades the output with a diagnostic, a missing transform is counted while the node
+keeps publishing, markers follow the objects, and the monitor reports end-to-end latency."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("vision_msgs.msg")
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ad_perception.core.camera_model import CameraModel
+from ad_perception.core.geometry import R_BODY_FROM_OPTICAL, invert_transform, make_transform
+from ad_perception.core.types import Boxes3D, Detections2D
+from ad_perception.ros import conversions
+from ad_perception.ros.fusion_node import FusionNode
+from ad_perception.ros.latency_monitor_node import LatencyMonitorNode
+from ad_perception.ros.qos import reliable_qos, tf_static_qos
+
+pytestmark = pytest.mark.ros
+CAMERA = CameraModel.from_intrinsics(640.0, 640.0, 640.0, 360.0, 1280, 720)
+T_LIDAR_FROM_CAMERA = make_transform(R_BODY_FROM_OPTICAL, [0.4, 0.0, -0.3])
+T_BASE_FROM_LIDAR = make_transform(np.eye(3), [1.2, 0.0, 1.8])
+BOXES = Boxes3D([[14.0, 2.0, -1.0]], [[4.5, 1.8, 1.6]], [0.0], [0.8], ["truck"], ["t0"],
+                frame_id="lidar_top")
+
+
+def _camera_box() -> Detections2D:
+    T_camera_from_lidar = invert_transform(T_LIDAR_FROM_CAMERA)
+    corners = BOXES.corners()[0] @ T_camera_from_lidar[:3, :3].T + T_camera_from_lidar[:3, 3]
+    uv = corners[:, :2] / corners[:, 2:] * 640.0 + [640.0, 360.0]
+    return Detections2D([np.concatenate([uv.min(axis=0), uv.max(axis=0)])], [0.9], ["car"])
+
+
+def _header(ns: int, frame_id: str) -> Header:
+    return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=frame_id)
+
+
+class Graph:
+    """Publishes what the detectors, the camera driver and /tf_static would; records the
+    fused objects, markers and diagnostics."""
+
+    def __init__(self, context) -> None:
+        import rclpy
+
+        self.node = rclpy.create_node("fusion_probe", context=context)
+        self.objects: list = []
+        self.markers: list = []
+        self.diagnostics: list = []
+        self.node.create_subscription(Detection3DArray, "objects", self.objects.append, 10)
+        self.node.create_subscription(MarkerArray, "objects/markers", self.markers.append, 10)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append,
+                                      10)
+        self.camera = self.node.create_publisher(Detection2DArray, "camera/detections",
+                                                 reliable_qos(10))
+        self.lidar = self.node.create_publisher(Detection3DArray, "lidar/detections",
+                                                reliable_qos(10))
+        self.info = self.node.create_publisher(CameraInfo, "camera_info", reliable_qos(1))
+        self.tf = self.node.create_publisher(TFMessage, "/tf_static", tf_static_qos())
+
+    def publish_calibration(self, with_tf: bool = True) -> None:
+        self.info.publish(conversions.camera_model_to_info(CAMERA, _header(0, "camera")))
+        if with_tf:
+            self.tf.publish(conversions.transforms_to_tf_message({
+                ("base_link", "lidar_top"): T_BASE_FROM_LIDAR,
+                ("lidar_top", "camera_front_optical"): T_LIDAR_FROM_CAMERA}))
+
+    def publish_frame(self, stamp_ns: int, camera: bool = True, lidar: bool = True) -> None:
+        if camera:
+            self.camera.publish(conversions.detections_2d_to_msg(
+                _camera_box(), _header(stamp_ns, "camera_front_optical")))
+        if lidar:
+            self.lidar.publish(conversions.boxes_3d_to_msg(BOXES, _header(stamp_ns,
+                                                                          "lidar_top")))
+
+    def fusion_status(self) -> dict | None:
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if status.name == "/fusion":
+                    return {"message": status.message, "level": status.level[0]} | {
+                        kv.key: kv.value for kv in status.values}
+        return None
+
+
+def _stamp_of(msg) -> int:
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+def test_fused_then_lidar_only_when_the_camera_stops(ros_context, spin_until):
+    node = FusionNode(context=ros_context, parameter_overrides=[
+        Parameter("diagnostics_period_s", value=0.1), Parameter("sync_timeout_ms", value=80.0),
+        Parameter("use_points", value=False)])
+    graph = Graph(ros_context)
+    nodes = [node, graph.node]
+    try:
+        graph.publish_calibration()
+        assert spin_until(nodes, lambda: node.fusion.camera_model is not None
+                          and node.fusion.tf.can_transform("base_link", "lidar_top"))
+        now = time.time_ns()
+        graph.publish_frame(now)
+        assert spin_until(nodes, lambda: graph.objects and graph.markers)
+        (fused,) = graph.objects
+        assert _stamp_of(fused) == now and fused.header.frame_id == "base_link"
+        (detection,) = fused.detections
+        assert detection.results[0].hypothesis.class_id == "car"  # the camera's class won
+        assert detection.bbox.center.position.x == pytest.approx(15.2)
+        kinds = [m.action for m in graph.markers[0].markers]
+        assert kinds[0] == Marker.DELETEALL and kinds.count(Marker.ADD) == 2
+
+        # the camera stops: lidar-only output after the timeout, with a diagnostic
+        lidar_only = now + 100_000_000
+        graph.publish_frame(lidar_only, camera=False)
+        assert spin_until(nodes, lambda: len(graph.objects) == 2)
+        assert _stamp_of(graph.objects[-1]) == lidar_only
+        assert graph.objects[-1].detections[0].results[0].hypothesis.class_id == "truck"
+        assert spin_until(nodes, lambda: "lidar-only" in (graph.fusion_status() or {}).get(
+            "message", ""))
+        assert node.matcher.stats.lidar_only == 1 and node.matcher.stats.matched == 1
+        # the sync tolerance changes at run time
+        assert node.set_parameters([Parameter("sync_timeout_ms", value=500.0)])[0].successful
+        assert node.matcher.config.timeout_ns == 500_000_000
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        graph.node.destroy_node()
+
+
+def test_missing_tf_is_counted_and_output_continues(ros_context, spin_until):
+    node = FusionNode(context=ros_context, parameter_overrides=[
+        Parameter("diagnostics_period_s", value=0.1)])
+    graph = Graph(ros_context)
+    nodes = [node, graph.node]
+    try:
+        graph.publish_calibration(with_tf=False)
+        assert spin_until(nodes, lambda: node.fusion.camera_model is not None)
+        start = time.time_ns()
+        for index in range(3):
+            graph.publish_frame(start + index * 100_000_000)
+            assert spin_until(nodes, lambda i=index: len(graph.objects) == i + 1)
+        assert all(o.header.frame_id == "lidar_top" for o in graph.objects)  # not base_link
+        assert [_stamp_of(o) for o in graph.objects] == [start + i * 100_000_000
+                                                         for i in range(3)]
+
+        def reported() -> bool:
+            status = graph.fusion_status()
+            return status is not None and status.get("sync.missing_inputs_total") == "3"
+
+        assert spin_until(nodes, reported)
+        assert "waiting for tf lidar_top -> base_link" in graph.fusion_status()["message"]
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        graph.node.destroy_node()
+
+
+def test_latency_monitor_reports_per_topic_and_writes_summary(ros_context, spin_until,
+                                                              tmp_path):
+    summary = tmp_path / "latency.json"
+    node = LatencyMonitorNode(context=ros_context, parameter_overrides=[
+        Parameter("topics", value=["/perception/objects", "/perception/silent"]),
+        Parameter("diagnostics_period_s", value=0.1),
+        Parameter("summary_path", value=str(summary))])
+    import rclpy
+
+    source = rclpy.create_node("source", context=ros_context)
+    publisher = source.create_publisher(Detection3DArray, "/perception/objects", reliable_qos(1))
+    nodes = [node, source]
+    try:
+        assert spin_until(nodes, lambda: "/perception/objects" in node._watched)
+        for _ in range(15):
+            stamp = time.time_ns() - 40_000_000  # sensor time 40 ms ago
+            publisher.publish(Detection3DArray(header=_header(stamp, "base_link")))
+            spin_until(nodes, lambda: False, timeout=0.05)
+        statuses = {s.name: s for s in node.report.statuses(node.now_ns(), prefix="m")}
+        objects = statuses["m: /perception/objects"]
+        assert 40.0 <= float(objects.values["p50_ms"]) < 140.0
+        assert statuses["m: /perception/silent"].message == "no messages received"
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        source.destroy_node()
+    report = json.loads(summary.read_text())
+    totals = report["topics"]["/perception/objects"]["totals"]
+    assert totals["count"] == 15 and totals["p99_ms"] >= 40.0
+    assert report["topics"]["/perception/objects"]["type"] == "vision_msgs/msg/Detection3DArray"
