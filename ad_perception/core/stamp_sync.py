@@ -8,8 +8,12 @@ camera-only result and say so. It also lets a frame go early once the partner st
 moved past it (streams arrive in stamp order), so a missing partner costs no waiting.
 
 Stamps are compared after removing the expected offset (camera stamp minus lidar stamp,
-e.g. a camera triggered mid-sweep); arrival times only drive the timeout. ROS-free and not
-thread-safe: the fusion node calls it from one callback group.
+e.g. a camera triggered mid-sweep); arrival times only drive the timeout. The two detectors
+rarely take equally long, so the matcher learns the typical arrival lag between partners
+(median of recent pairs, including partners that came too late) and lets the frame of the
+faster sensor wait that lag plus the timeout; a lidar path 110 ms slower than the camera's
+then still fuses instead of degrading every frame. ROS-free and not thread-safe: the fusion
+node calls it from one callback group.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class SyncConfig:
     tolerance_ns: int = 50 * NS_PER_MS
     timeout_ns: int = 100 * NS_PER_MS
     max_pending: int = 4
+    max_lag_ns: int = 500 * NS_PER_MS  # the learned arrival lag is capped at this
 
     def __post_init__(self) -> None:
         if self.tolerance_ns <= 0 or self.timeout_ns <= 0:
@@ -41,6 +46,8 @@ class SyncConfig:
                              f"{self.tolerance_ns} and {self.timeout_ns}")
         if self.max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {self.max_pending}")
+        if self.max_lag_ns < 0:
+            raise ValueError(f"max_lag_ns must be >= 0, got {self.max_lag_ns}")
 
 
 @dataclass
@@ -69,6 +76,7 @@ class FrameSet:
 class _Pending:
     stamp_ns: int
     item: Any
+    arrival_ns: int
     deadline_ns: int
 
 
@@ -92,9 +100,28 @@ class StampMatcher:
         self.stats = SyncStats()
         self._pending: dict[str, list[_Pending]] = {CAMERA: [], LIDAR: []}
         self._newest: dict[str, int | None] = {CAMERA: None, LIDAR: None}
-        # stamps (lidar time base) of frames that went out alone, to recognise late partners
-        self._alone: dict[str, deque[int]] = {CAMERA: deque(maxlen=16),
-                                              LIDAR: deque(maxlen=16)}
+        # (stamp in the lidar time base, arrival) of frames that went out alone, to recognise
+        # late partners
+        self._alone: dict[str, deque[tuple[int, int]]] = {CAMERA: deque(maxlen=16),
+                                                          LIDAR: deque(maxlen=16)}
+        self._lags: deque[int] = deque(maxlen=16)  # lidar arrival minus camera arrival
+
+    @property
+    def lag_ns(self) -> int:
+        """Typical lidar-minus-camera arrival difference of partners (0 until seen)."""
+        if not self._lags:
+            return 0
+        lag = sorted(self._lags)[len(self._lags) // 2]
+        return max(-self.config.max_lag_ns, min(self.config.max_lag_ns, lag))
+
+    def _observe_lag(self, sensor: str, arrival_ns: int, partner_arrival_ns: int) -> None:
+        lag = arrival_ns - partner_arrival_ns
+        self._lags.append(lag if sensor == LIDAR else -lag)
+
+    def _deadline(self, sensor: str, now_ns: int) -> int:
+        """The faster sensor's frame also waits for the partner's usual lag."""
+        lag = self.lag_ns if sensor == CAMERA else -self.lag_ns
+        return now_ns + max(lag, 0) + self.config.timeout_ns
 
     def _aligned(self, sensor: str, stamp_ns: int) -> int:
         return stamp_ns - self.config.camera_offset_ns if sensor == CAMERA else stamp_ns
@@ -112,8 +139,11 @@ class StampMatcher:
         other = LIDAR if sensor == CAMERA else CAMERA
         aligned = self._aligned(sensor, stamp_ns)
         tolerance = self.config.tolerance_ns
-        if any(abs(aligned - alone) <= tolerance for alone in self._alone[other]):
+        late = [arrival for alone, arrival in self._alone[other]
+                if abs(aligned - alone) <= tolerance]
+        if late:
             self.stats.late += 1  # the partner already went out alone with this stamp
+            self._observe_lag(sensor, now_ns, late[0])
             return out
         waiting = self._pending[other]
         candidates = [p for p in waiting
@@ -122,6 +152,7 @@ class StampMatcher:
             partner = min(candidates,
                           key=lambda p: abs(self._aligned(other, p.stamp_ns) - aligned))
             waiting.remove(partner)
+            self._observe_lag(sensor, now_ns, partner.arrival_ns)
             out += self._release(other, lambda p: p.stamp_ns < partner.stamp_ns, PASSED)
             out.append(self._pair(sensor, stamp_ns, item, partner))
             return sorted(out, key=lambda s: s.stamp_ns)
@@ -130,7 +161,7 @@ class StampMatcher:
         out += self._release(
             other, lambda p: self._aligned(other, p.stamp_ns) < aligned - tolerance, PASSED)
         own = self._pending[sensor]
-        own.append(_Pending(stamp_ns, item, now_ns + self.config.timeout_ns))
+        own.append(_Pending(stamp_ns, item, now_ns, self._deadline(sensor, now_ns)))
         while len(own) > self.config.max_pending:
             oldest = own.pop(0)
             self.stats.evicted += 1
@@ -160,7 +191,7 @@ class StampMatcher:
         return [self._alone_set(sensor, pending, reason) for pending in gone]
 
     def _alone_set(self, sensor: str, pending: _Pending, reason: str) -> FrameSet:
-        self._alone[sensor].append(self._aligned(sensor, pending.stamp_ns))
+        self._alone[sensor].append((self._aligned(sensor, pending.stamp_ns), pending.arrival_ns))
         self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
         if sensor == LIDAR:
             self.stats.lidar_only += 1

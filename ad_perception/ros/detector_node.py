@@ -88,11 +88,14 @@ class DetectorNode(PerceptionNode):
             self._publisher.publish(out)
         publish_ns = self.now_ns()
         stages = timer.finish()
+        # before the node: transport in, then waiting in the gate (not processing time)
+        stages["input_delay"] = (receive_ns - stamp) / 1e6
+        stages["queue"] = (started_ns - receive_ns) / 1e6
         latency_ms = self.health.frame_done(stamp, publish_ns, stages)
         self.debug("processing_time_ms", stages["total"])
         self.debug("pipeline_latency_ms", latency_ms)
-        self.debug("input_delay_ms", (receive_ns - stamp) / 1e6)
-        self.debug("queue_ms", (started_ns - receive_ns) / 1e6)
+        self.debug("input_delay_ms", stages["input_delay"])
+        self.debug("queue_ms", stages["queue"])
         for stage in STAGES:
             self.debug(f"{stage}_time_ms", stages.get(stage, 0.0))
         self.after_publish(result, msg)

@@ -183,10 +183,11 @@ class FusionNode(PerceptionNode):
             self._markers.publish(markers)
         publish_ns = self.now_ns()
         stages = timer.finish()
+        stages["sync_wait"] = (now - min(f.arrival_ns for f in inputs)) / 1e6  # not processing
         latency_ms = self.health.frame_done(fused.stamp_ns, publish_ns, stages)
         self.debug("processing_time_ms", stages["total"])
         self.debug("pipeline_latency_ms", latency_ms)
-        self.debug("sync_wait_ms", (now - min(f.arrival_ns for f in inputs)) / 1e6)
+        self.debug("sync_wait_ms", stages["sync_wait"])
         for stage in ("conversion", "fusion", "pack", "publish"):
             self.debug(f"{stage}_time_ms", stages[stage])
 
@@ -216,7 +217,8 @@ class FusionNode(PerceptionNode):
         values |= {f"{kind}_total": str(c.total) for kind, c in self._kinds.items()}
         values |= {"missing_inputs_total": str(self._missing_counter.total),
                    "missing_inputs_last": self._missing_counter.last_text,
-                   "late_total": str(self.matcher.stats.late)}
+                   "late_total": str(self.matcher.stats.late),
+                   "lidar_lag_ms": f"{self.matcher.lag_ns / NS_PER_MS:.1f}"}
         degraded = counts["lidar_only"] + counts["camera_only"]
         if degraded:
             message = (f"degraded output: {counts['lidar_only']} lidar-only, "
@@ -233,7 +235,8 @@ class FusionNode(PerceptionNode):
             "frames": {kind: counter.total for kind, counter in self._kinds.items()},
             "sync": {"matched": stats.matched, "lidar_only": stats.lidar_only,
                      "camera_only": stats.camera_only, "late": stats.late,
-                     "out_of_order": stats.out_of_order, "by_reason": dict(stats.by_reason)},
+                     "out_of_order": stats.out_of_order, "by_reason": dict(stats.by_reason),
+                     "lidar_lag_ms": self.matcher.lag_ns / NS_PER_MS},
             "missing_inputs_total": self._missing_counter.total}
 
 

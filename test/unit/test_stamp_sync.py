@@ -123,3 +123,27 @@ def test_random_streams_every_frame_accounted_for_exactly_once():
         if frame_set.kind == "fused":
             assert abs(frame_set.lidar[1] - frame_set.camera[1]) <= config.tolerance_ns
     assert matcher.stats.matched > 150  # most survive as pairs despite the delays
+
+
+def test_learns_the_arrival_lag_of_the_slower_sensor():
+    """The lidar path is 150 ms slower than the camera's, beyond the 100 ms timeout: the
+    first frame degrades, then the camera frames wait for the learned lag and all fuse."""
+    matcher = StampMatcher(SyncConfig(timeout_ns=100 * MS))
+    outputs = []
+    for index in range(10):
+        stamp = T0 + index * 100 * MS
+        camera_arrival, lidar_arrival = stamp + 40 * MS, stamp + 190 * MS
+        outputs += matcher.poll(camera_arrival)
+        outputs += matcher.add(CAMERA, stamp, f"C{index}", camera_arrival)
+        outputs += matcher.poll(lidar_arrival)
+        outputs += matcher.add(LIDAR, stamp, f"L{index}", lidar_arrival)
+    kinds = [s.kind for s in outputs]
+    assert kinds[0] == "camera_only" and matcher.stats.late == 1
+    assert kinds[1:] == ["fused"] * 9
+    assert matcher.lag_ns == 150 * MS
+    # the lidar dies: camera frames now go alone after lag + timeout, not never
+    stamp = T0 + 1000 * MS
+    matcher.add(CAMERA, stamp, "C10", stamp + 40 * MS)
+    assert matcher.poll(stamp + 289 * MS) == []
+    (alone,) = matcher.poll(stamp + 290 * MS)
+    assert alone.kind == "camera_only"

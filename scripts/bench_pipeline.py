@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Pipeline benchmark: the launched perception graph fed a generated drive (camera 10 Hz +
+lidar 10 Hz), per model variant and per process layout, all in one run.
+
+For each variant (baseline and compressed ones from ad_perception.eval.variants) and each
+mode (``composed``: every node in one process; ``multiprocess``: one process per node) the
+graph is started from launch/perception.launch.py through the launch runner, the bag is
+replayed restamped to wall time once the detectors are loaded, and the nodes' shutdown
+summaries give per-stage and end-to-end latency, drops and throughput. CPU use is the
+launched processes' CPU time over the replay (100 % = one core). ROS overhead is the part of
+the fused output's median end-to-end latency spent outside computation on the critical path:
+sensor transport into the detector, message decoding, packing, publishing, and the hops to
+fusion and on to the monitor (medians, so an estimate). A variant whose models are not built
+yet is reported as missing, not as a failure of the run.
+
+    .venv/bin/python scripts/bench_pipeline.py --json pipeline.json \\
+        [--variants baseline,prune50_int8] [--modes composed,multiprocess] [--frames 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ad_perception.ros_env import apply_ros_environment  # noqa: E402
+
+LAUNCH = ROOT / "launch" / "perception.launch.py"
+IMAGE, INFO, POINTS = ("/sensing/camera/front/image_raw", "/sensing/camera/front/camera_info",
+                       "/sensing/lidar/top/points")
+CAMERA_OUT, LIDAR_OUT, FUSED = ("/perception/camera/front/detections",
+                                "/perception/lidar/detections", "/perception/objects")
+MODES = {"composed": "true", "multiprocess": "false"}
+COMPUTE = ("preprocess", "inference", "postprocess")
+HANDLING = ("conversion", "pack", "publish")
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--json", type=Path, required=True, help="write the results here")
+    parser.add_argument("--variants", default="baseline",
+                        help="comma-separated variant names (default: baseline)")
+    parser.add_argument("--modes", default="composed,multiprocess",
+                        help=f"comma-separated, from {list(MODES)}")
+    parser.add_argument("--frames", type=int, default=100, help="drive length at 10 Hz")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--bag", type=Path, help="reuse this drive instead of generating one")
+    parser.add_argument("--threads", type=int, default=1, help="inference threads per detector")
+    parser.add_argument("--camera-model", help="use this camera model for every variant")
+    parser.add_argument("--lidar-model", help="use this lidar model for every variant")
+    parser.add_argument("--keep", type=Path, help="keep the node summaries in this folder")
+    args = parser.parse_args()
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = sorted(set(args.modes) - set(MODES))
+    if unknown:
+        parser.error(f"--modes: unknown {unknown}; choose from {list(MODES)}")
+    return args
+
+
+def _drive(args: argparse.Namespace) -> Path:
+    if args.bag is not None:
+        return args.bag
+    bag = ROOT / "data" / "bench" / f"pipeline_seed{args.seed}_{args.frames}"
+    if not (bag / "metadata.yaml").exists():
+        from ad_perception.sim.bag_output import generate_bag
+
+        print(f"[bench] generating {args.frames} frames (seed {args.seed}) -> {bag}")
+        bag.parent.mkdir(parents=True, exist_ok=True)
+        generate_bag(bag, args.frames, args.seed, progress=False)
+    return bag
+
+
+def _models(args: argparse.Namespace, name: str) -> dict[str, str] | str:
+    """Launch arguments for a variant, or the reason it cannot run."""
+    from ad_perception.eval.variants import resolve_variants
+
+    try:
+        (variant,) = resolve_variants([name], args.camera_model and Path(args.camera_model),
+                                      args.lidar_model and Path(args.lidar_model))
+    except ValueError as err:
+        return str(err)
+    return {"camera_model": str(variant.camera_checkpoint),
+            "lidar_model": str(variant.lidar_checkpoint)}
+
+
+class CpuMeter:
+    """CPU seconds of the launched processes and their children (psutil)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        import psutil
+
+        self._procs = []
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                self._procs += [proc, *proc.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+
+    def seconds(self) -> float:
+        import psutil
+
+        total = 0.0
+        for proc in self._procs:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+
+def _stage(summary: dict, name: str, key: str = "p50") -> float:
+    return float((summary.get("stages_ms", {}).get(name) or {}).get(key) or 0.0)
+
+
+def _p50(values: dict | None) -> float:
+    return float((values or {}).get("p50_ms") or 0.0)
+
+
+def ros_overhead(summaries: dict[str, dict], e2e_p50: float) -> dict:
+    """Median ROS overhead on the critical path of the fused output (see module docstring)."""
+    camera, lidar = summaries["camera_detector"], summaries["lidar_detector"]
+    fusion, monitor = summaries["fusion"], summaries["latency_monitor"]
+    slower = max((camera, "camera"), (lidar, "lidar"),
+                 key=lambda item: _p50(item[0].get("pipeline_latency_ms")))
+    detector, kind = slower
+    parts = {
+        "sensor_transport": _stage(detector, "input_delay"),
+        "detector_handling": sum(_stage(detector, s) for s in HANDLING),
+        "hop_to_fusion": max(_p50(fusion["inputs"].get(f"{kind}/detections"))
+                             - _p50(detector.get("pipeline_latency_ms")), 0.0),
+        "fusion_handling": sum(_stage(fusion, s) for s in HANDLING),
+        "hop_to_monitor": max(_p50(monitor["topics"][FUSED]["totals"])
+                              - _p50(fusion.get("pipeline_latency_ms")), 0.0),
+    }
+    total = sum(parts.values())
+    return {"critical_path": kind, "parts_ms": parts, "total_ms": total,
+            "share": total / e2e_p50 if e2e_p50 > 0 else None}
+
+
+def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
+             workdir: Path) -> dict:
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    from ad_perception.data.bag_io import read_messages
+    from ad_perception.ros.bag_player import BagPlayer
+    from ad_perception.ros.launch_runner import LaunchRunner
+    from ad_perception.ros.replay_when_ready import graph_ready, wait_until
+
+    summary_dir = workdir / f"{name}_{mode}"
+    arguments = models | {"composed": MODES[mode], "threads": str(args.threads),
+                          "summary_dir": str(summary_dir), "log_level": "warn"}
+    errors: list[str] = []
+    handle = LaunchRunner(LAUNCH, arguments, output=lambda who, line, err: errors.append(
+        f"[{who}] {line}") if err and "Failed to publish log" not in line else None).start()
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("bench_player", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        player = BagPlayer(node, bag, topics=[IMAGE, INFO, POINTS, "/tf_static"], restamp=True)
+        ready = wait_until(lambda: graph_ready(node, [CAMERA_OUT, LIDAR_OUT, FUSED],
+                                               {IMAGE: 1, POINTS: 2}),
+                           180.0, lambda: executor.spin_once(timeout_sec=0.1))
+        if not ready or handle.failed:
+            raise RuntimeError(f"graph did not come up: {errors[-10:]}")
+        wait_until(lambda: False, 1.0, lambda: executor.spin_once(timeout_sec=0.1))
+        meter = CpuMeter(list(p.pid for p in handle.processes.values()))
+        cpu_before, started = meter.seconds(), time.monotonic()
+        played = player.play()
+        wait_until(lambda: False, 1.0, lambda: executor.spin_once(timeout_sec=0.1))
+        wall = time.monotonic() - started
+        cpu_percent = 100.0 * (meter.seconds() - cpu_before) / wall
+        player.close()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        returncode = handle.stop(60)
+    if returncode != 0:
+        raise RuntimeError(f"launch exited with {returncode}: {errors[-10:]}")
+    summaries = {path.stem: json.loads(path.read_text())
+                 for path in summary_dir.glob("*.json")}
+    frames_in = len({t for _, t, _ in read_messages(bag, [IMAGE])})
+    fused = summaries["latency_monitor"]["topics"][FUSED]["totals"]
+    e2e_p50, e2e_p99 = float(fused["p50_ms"] or 0), float(fused["p99_ms"] or 0)
+    overhead = ros_overhead(summaries, e2e_p50)
+    gate_drops = {n: summaries[n]["dropped"] for n in ("camera_detector", "lidar_detector")}
+    frames_out = int(fused["count"] - fused["duplicates"])
+    return {
+        "name": name, "mode": mode, "status": "ok",
+        "e2e_ms_p50": e2e_p50, "e2e_ms_p99": e2e_p99, "e2e_ms_max": fused["max_ms"],
+        "frames_in": frames_in, "frames_out": frames_out,
+        "dropped": max(frames_in - frames_out, 0) + sum(gate_drops.values()),
+        "gate_drops": gate_drops,
+        "fusion_kinds": summaries["fusion"]["frames"],
+        "ros_overhead_share": overhead["share"], "ros_overhead": overhead,
+        "cpu_percent": cpu_percent,
+        "output_rate_hz": frames_out / played.wall_seconds if played.wall_seconds else None,
+        "stages_ms": {node: {stage: {"p50": v["p50"], "p99": v["p99"]}
+                             for stage, v in summaries[node]["stages_ms"].items()}
+                      for node in ("camera_detector", "lidar_detector", "fusion")},
+        "queue_ms_p99": max(_stage(summaries[n], "queue", "p99")
+                            for n in ("camera_detector", "lidar_detector")),
+        "models": models,
+    }
+
+
+def _table(rows: list[dict]) -> str:
+    baseline = {r["mode"]: r for r in rows if r["name"] == "baseline" and r["status"] == "ok"}
+    lines = [f"{'variant':<22} {'mode':<13} {'e2e p50':>8} {'e2e p99':>8} {'vs base':>8} "
+             f"{'in':>4} {'out':>4} {'drop':>5} {'ROS %':>6} {'CPU %':>6}"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"{r['name']:<22} {r['mode']:<13} {r['status']}: {r['reason'][:60]}")
+            continue
+        base = baseline.get(r["mode"])
+        ratio = (f"{base['e2e_ms_p99'] / r['e2e_ms_p99']:.2f}x"
+                 if base and r["e2e_ms_p99"] else "-")
+        share = r["ros_overhead_share"]
+        lines.append(
+            f"{r['name']:<22} {r['mode']:<13} {r['e2e_ms_p50']:>8.1f} {r['e2e_ms_p99']:>8.1f} "
+            f"{ratio:>8} {r['frames_in']:>4} {r['frames_out']:>4} {r['dropped']:>5} "
+            f"{(share or 0) * 100:>6.1f} {r['cpu_percent']:>6.0f}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    args = _parse()
+    apply_ros_environment()
+    os.environ.setdefault("AMENT_PREFIX_PATH", str(ROOT / ".venv"))
+    bag = _drive(args)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
+        workdir = args.keep or Path(tmp)
+        for name in args.variants:
+            models = _models(args, name)
+            for mode in args.modes:
+                if isinstance(models, str):
+                    rows.append({"name": name, "mode": mode, "status": "missing",
+                                 "reason": models})
+                    continue
+                print(f"[bench] {name} / {mode} ...", flush=True)
+                try:
+                    rows.append(run_case(args, bag, name, mode, models, workdir))
+                except (RuntimeError, KeyError) as err:
+                    rows.append({"name": name, "mode": mode, "status": "failed",
+                                 "reason": f"{type(err).__name__}: {err}"})
+    report = {
+        "variants": rows,
+        "bag": str(bag), "command": " ".join(sys.argv),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(_table(rows))
+    print(f"[bench] wrote {args.json}")
+    return 0 if all(r["status"] != "failed" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
