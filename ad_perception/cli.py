@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "import": ("ad_perception.data.import_cli", "convert datasets on disk (KITTI) to our bags"),
     "train": ("ad_perception.models.train_cli", "train the camera or lidar detector on bags"),
     "eval": ("ad_perception.eval.cli", "score models on bags against their ground truth"),
+    "compress": ("ad_perception.compress.cli", "run a compression recipe: prune/int8/... variant"),
     "demo": ("ad_perception.ros.demo_cli", "the main job: replay the embedded drive (make demo)"),
     "play": ("ad_perception.ros.play_cli", "replay a rosbag2 onto live topics (loopback DDS)"),
     "launch": ("ad_perception.ros.launch_cli",

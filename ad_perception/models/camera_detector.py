@@ -50,6 +50,7 @@ class CameraDetectorConfig:
     max_detections: int = 100
     center_sampling_radius: float = 1.5  # in strides (FCOS centre sampling)
     layer_widths: dict[str, Any] = field(default_factory=dict)  # filled for pruned models
+    low_rank: dict[str, int] = field(default_factory=dict)  # layer -> rank, factored models
 
     def __post_init__(self) -> None:
         width, height = self.input_size
@@ -182,6 +183,10 @@ def build_camera_detector(config: CameraDetectorConfig | None = None) -> CameraD
     apply the per-layer widths a pruned checkpoint recorded, if any."""
     config = config or CameraDetectorConfig()
     model = CameraDetector(config)
+    if config.low_rank:
+        from ad_perception.models.structure import apply_low_rank
+
+        apply_low_rank(model, config.low_rank)
     if config.layer_widths:
         from ad_perception.models.structure import apply_layer_widths
 

@@ -50,6 +50,7 @@ class LidarDetectorConfig:
     max_detections: int = 100
     min_gaussian_radius: int = 2  # heatmap target radius floor, in output cells
     layer_widths: dict[str, Any] = field(default_factory=dict)  # filled for pruned models
+    low_rank: dict[str, int] = field(default_factory=dict)  # layer -> rank, factored models
 
     def __post_init__(self) -> None:
         for key in ("point_cloud_range", "backbone_channels", "backbone_layers", "class_names"):
@@ -231,6 +232,10 @@ def build_lidar_detector(config: LidarDetectorConfig | None = None) -> LidarDete
     """Build with random weights, then apply a pruned checkpoint's layer widths, if any."""
     config = config or LidarDetectorConfig()
     model = LidarDetector(config)
+    if config.low_rank:
+        from ad_perception.models.structure import apply_low_rank
+
+        apply_low_rank(model, config.low_rank)
     if config.layer_widths:
         from ad_perception.models.structure import apply_layer_widths
 

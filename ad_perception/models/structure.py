@@ -90,3 +90,31 @@ def _resize_norm(norm: nn.Module, num_features: int) -> None:
     if norm.track_running_stats:
         norm.running_mean = torch.zeros(num_features)
         norm.running_var = torch.ones(num_features)
+
+
+def factored_module(module: nn.Module, rank: int) -> nn.Sequential:
+    """The rank-``rank`` factor pair that replaces a conv or linear layer (weights left
+    uninitialised): a k x k conv to ``rank`` channels then a 1 x 1 conv back out (or two
+    linears). ``compress/lowrank.py`` fills it from an SVD; loading rebuilds it from the
+    config's ``low_rank`` entry, so a factored model is a plain state_dict like any other."""
+    if isinstance(module, nn.Conv2d) and module.groups == 1:
+        first = nn.Conv2d(module.in_channels, rank, module.kernel_size, module.stride,
+                          module.padding, module.dilation, bias=False)
+        second = nn.Conv2d(rank, module.out_channels, 1, bias=module.bias is not None)
+        return nn.Sequential(first, second)
+    if isinstance(module, nn.Linear):
+        return nn.Sequential(nn.Linear(module.in_features, rank, bias=False),
+                             nn.Linear(rank, module.out_features, bias=module.bias is not None))
+    raise ValueError(f"only ungrouped Conv2d and Linear layers can be factored, not a "
+                     f"{type(module).__name__}")
+
+
+def apply_low_rank(model: nn.Module, ranks: dict[str, int]) -> nn.Module:
+    """Replace each named layer by ``factored_module(layer, rank)`` in place."""
+    for name, rank in ranks.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        if not hasattr(parent, child):
+            raise ValueError(f"low_rank names {name!r}, which the model does not have")
+        setattr(parent, child, factored_module(getattr(parent, child), int(rank)))
+    return model

@@ -1,0 +1,98 @@
+"""Quantisation-aware training, for when post-training quantisation misses the budget.
+
+NNCF inserts fake-quantisers (initialised from the same calibration frames and range
+settings as PTQ) into the torch core; the network then fine-tunes through them with
+distillation from the fp32 teacher, in the ordinary training loop, and the result is
+converted to an OpenVINO IR whose FakeQuantize nodes run as int8 - the same deployable form
+as PTQ. The heads are per level (not shared), which is what QAT needs (FACTS.md: QAT through
+PT2E breaks on shared heads).
+
+NNCF's compiled C++ fake-quantise kernels would be built with the system compiler at run
+time; we use its reference (pure torch) kernels instead, which are exact and fast enough for
+a few epochs on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ad_perception.compress.export import example_input, exportable_core
+from ad_perception.compress.ptq import _nncf_arguments
+
+NNCF_STATE_PREFIX = "__nncf_hooks"
+
+
+def _use_reference_kernels() -> None:
+    from nncf.torch.quantization import extensions
+    from nncf.torch.quantization.reference import ReferenceQuantizedFunctions
+
+    namespace = extensions.QuantizedFunctionsCPU
+    if getattr(namespace, "_loaded_namespace", None) is None:
+        namespace._loaded_namespace = ReferenceQuantizedFunctions
+
+
+def output_conv_nodes(core: nn.Module, example: torch.Tensor) -> list[str]:
+    """NNCF torch-graph names of the convs that read the output layers' weights (NNCF names
+    torch ops by call site, e.g. ``cls_logits/conv2d/2``, so they are looked up, not
+    guessed)."""
+    from nncf.torch.function_hook.nncf_graph.nncf_graph_builder import build_nncf_graph
+
+    names = {id(m): n for n, m in core.named_modules()}
+    weights = {f"{names[id(layer)]}.weight" for layer in core.output_layers()}
+    graph = build_nncf_graph(core, example)
+    found = sorted({edge.to_node.node_name for node in graph.get_all_nodes()
+                    if node.node_name in weights for edge in graph.get_output_edges(node)})
+    if len(found) != len(weights):
+        raise RuntimeError(f"QAT: found {len(found)} output convs for {len(weights)} output "
+                           f"layers in the NNCF graph; cannot keep them in float")
+    return found
+
+
+def insert_fake_quantizers(model: nn.Module, kind: str, config: Any, calibration: Any,
+                           params: Any, keep_output_float: bool) -> nn.Module:
+    """Quantise the exportable core of ``model`` with NNCF (torch backend); returns the
+    model whose core now carries fake-quantisers."""
+    import nncf
+
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    _use_reference_kernels()
+    count = min(params.calibration_frames, len(calibration))
+    dataset = nncf.Dataset(list(range(count)),
+                           lambda i: torch.from_numpy(calibration.core_input(i)))
+    core = exportable_core(model, kind).eval()
+    arguments = _nncf_arguments(params, [], count)
+    if keep_output_float:
+        arguments["ignored_scope"] = nncf.IgnoredScope(
+            names=output_conv_nodes(core, example_input(kind, config)))
+    quantized = nncf.quantize(core, dataset, **arguments)
+    if kind == "camera":
+        return quantized
+    model.bev_backbone_and_heads = quantized
+    return model
+
+
+def to_openvino_int8(model: nn.Module, kind: str, config: Any) -> Any:
+    """The fake-quantised core as an ``openvino.Model`` (FakeQuantize -> int8 on CPU)."""
+    import openvino as ov
+
+    core = exportable_core(model, kind).eval()
+    example = example_input(kind, config)
+    with torch.no_grad():
+        converted = ov.convert_model(core, example_input=example)
+    converted.reshape(list(example.shape))  # static batch-1 shape, like the PTQ export
+    return converted
+
+
+def float_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The plain weights under the fake-quantisers (what a float checkpoint holds)."""
+    return {name: tensor for name, tensor in model.state_dict().items()
+            if NNCF_STATE_PREFIX not in name}
+
+
+def qat_out_dir(work: Path, index: int) -> Path:
+    return work / f"step{index}_qat"
