@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rclpy.clock import Clock, ClockType
+
 from ad_perception.core.node_params import NODE_PARAMS
 from ad_perception.monitoring.latency_report import LatencyReport
 from ad_perception.ros import qos
@@ -29,7 +31,7 @@ class LatencyMonitorNode(PerceptionNode):
         self._watched: dict[str, Any] = {}
         self._headline = self.report.topics[-1]
         self._discover()
-        self.create_timer(0.5, self._discover)
+        self.create_timer(0.5, self._discover, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _discover(self) -> None:
         """Subscribe to watched topics as soon as the graph tells their type."""

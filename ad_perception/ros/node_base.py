@@ -15,6 +15,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -78,8 +79,10 @@ class PerceptionNode(Node):
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_on_set_parameters_callback(self._check_change)
         self.add_post_set_parameters_callback(self._apply_change)
-        self._diagnostics_timer = self.create_timer(float(self.params["diagnostics_period_s"]),
-                                                    self.publish_diagnostics)
+        # Steady time: /diagnostics keeps coming when a simulated /clock stops or jumps.
+        self._diagnostics_timer = self.create_timer(
+            float(self.params["diagnostics_period_s"]), self.publish_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._summary_written = False
 
     # ------------------------------------------------------------------- parameters
