@@ -252,10 +252,11 @@ def load_detector(kind: str, values: Mapping[str, ParamValue]) -> tuple[object, 
     ``cuda`` without a GPU is not an error for a node: it runs on the CPU and reports the
     fallback on /diagnostics. Everything else the runtime refuses becomes a ConfigError.
     """
+    path = resolve_model_path(kind, str(values["variant"]), str(values["model_path"]))
+    # torch is imported only now, so a wrong path fails in a fraction of a second
     from ad_perception.core.pipelines import CameraPipeline, LidarPipeline
     from ad_perception.runtime import RuntimeConfigError, load_pipeline, resolve_device
 
-    path = resolve_model_path(kind, str(values["variant"]), str(values["model_path"]))
     try:
         device, fell_back = resolve_device(str(values["device"]))
         precision = None if values["precision"] == "auto" else str(values["precision"])
