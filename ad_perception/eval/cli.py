@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="live: playback speed factor")
     parser.add_argument("--clock", action="store_true",
                         help="live: publish /clock and start the graph with use_sim_time")
-    parser.add_argument("--launch", type=Path, help="live: launch file (default: "
-                        "launch/bag_eval.launch.py, else launch/perception.launch.py)")
+    parser.add_argument("--launch", type=Path, help="live: launch file of the graph (default: "
+                        "launch/perception.launch.py)")
     parser.add_argument("--launch-arg", action="append", default=[], metavar="NAME:=VALUE",
                         help="live: extra launch argument ({camera_model}, {lidar_model}, "
                              "{variant} are filled in)")

@@ -17,7 +17,9 @@ from ad_perception.eval.runner import VariantModels
 from ad_perception.eval.topic_map import ROLES, ResolvedTopics, TopicMap
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "launch"
-LAUNCH_CANDIDATES = ("bag_eval.launch.py", "perception.launch.py")
+# The graph alone: live evaluation plays and records itself (bag_eval.launch.py brings its
+# own player, for people replaying by hand).
+LAUNCH_CANDIDATES = ("perception.launch.py",)
 # input role -> launch argument that names its topic
 INPUT_ARGUMENTS = {"image": "image_topic", "camera_info": "camera_info_topic",
                    "points": "points_topic"}

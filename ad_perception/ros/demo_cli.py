@@ -1,32 +1,36 @@
-"""``ad-perception demo``: the main job, as far as it exists in this version.
+"""``ad-perception demo`` (``make demo``): the whole story in one command.
 
-Today: generate (once, then cached) a short embedded-world drive, draw its preview, replay it
-over DDS from a separate player process into a probe node that decodes every camera, lidar
-and ground-truth message with the package's conversions and print what arrived and how
-late; then run the shipped baseline detectors and fusion offline on the same bag and print
-their accuracy and latency. Compression variants and the launched node graph join as they
-land (see README "Status"); the output says plainly what was and was not run.
+1. a short embedded-world drive is generated once (cached under data/demo/);
+2. compressed variants are built if missing (int8 with a small calibration set; variants
+   the lead built, e.g. prune50_int8, are picked up when present);
+3. the perception graph is launched from its launch file for the baseline and for each
+   compressed variant, the drive is played onto its topics at the recorded pace, every
+   output is recorded and scored against the ground truth (``ad-perception eval --mode
+   live``);
+4. the comparison table (AP, end-to-end p50/p99, drops, speedup) is printed with the
+   report's path.
+
+What could not be done (no compressed variant, a graph that would not start) is said in
+the output and the report, and the demo falls back to what can run instead of failing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from ad_perception.ros_env import apply_ros_environment, ros_environment
+from ad_perception.ros_env import apply_ros_environment
 
 DEFAULT_BAG = Path("data/demo/drive_seed7")
-TOPICS = {
-    "/sensing/camera/front/image_raw": "image",
-    "/sensing/camera/front/camera_info": "camera_info",
-    "/sensing/lidar/top/points": "points",
-    "/ground_truth/objects": "objects",
-    "/ground_truth/camera/front/boxes": "boxes",
-}
+CALIB_SEED = 8
+DEMO_VARIANTS = ("int8", "prune50_int8", "lowrank_int8")  # shown when built
+BUILT_BY_DEMO = ("int8",)  # cheap enough to build on a first run (no fine-tuning)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,165 +39,200 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=50, help="frames to generate (10 Hz)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="report folder")
+    parser.add_argument("--variants", default="auto",
+                        help="comma-separated compressed variants to compare with the "
+                             f"baseline (default: those of {list(DEMO_VARIANTS)} that exist, "
+                             "int8 built if missing)")
+    parser.add_argument("--no-build", action="store_true",
+                        help="never run the compression toolkit; show what exists")
+    parser.add_argument("--calib-frames", type=int, default=16,
+                        help="frames of the calibration drive for int8 (default %(default)s)")
+    parser.add_argument("--mode", choices=["live", "offline"], default="live",
+                        help="live: through the launched graph (default); offline: pipelines "
+                             "called directly")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    parser.add_argument("--camera-checkpoint", type=Path, help="baseline camera model override")
+    parser.add_argument("--lidar-checkpoint", type=Path, help="baseline lidar model override")
+    parser.add_argument("--artifacts", type=Path,
+                        help="where compressed variants live (default: artifacts/)")
 
 
-def _ensure_bag(args: argparse.Namespace) -> Path:
-    if (args.bag / "metadata.yaml").exists():
-        print(f"[demo] reusing {args.bag}")
-        return args.bag
+class _Clock:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def say(self, message: str) -> None:
+        print(f"[demo {time.monotonic() - self.start:6.1f} s] {message}", flush=True)
+
+
+def ensure_bag(path: Path, frames: int, seed: int, clock: _Clock) -> Path:
+    """Generate the drive once; a half-written folder from an interrupted run is redone."""
+    if (path / "metadata.yaml").exists():
+        clock.say(f"reusing {path}")
+        return path
     from ad_perception.sim.bag_output import generate_bag
 
-    print(f"[demo] generating {args.frames} frames of the embedded world (seed {args.seed})")
-    args.bag.parent.mkdir(parents=True, exist_ok=True)
-    return Path(generate_bag(args.bag, args.frames, args.seed, "mcap", "default"))
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clock.say(f"generating {frames} frames of the embedded world (seed {seed}) -> {path}")
+    generate_bag(partial, frames, seed, "mcap", "default")
+    partial.rename(path)
+    return path
 
 
-def _probe(bag: Path, out: Path) -> tuple[dict, dict]:
-    """Replay ``bag`` from a child process and decode everything that arrives."""
-    import rclpy
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    from vision_msgs.msg import Detection2DArray, Detection3DArray
+def _variant_names(args: argparse.Namespace) -> list[str]:
+    if args.variants != "auto":
+        return [v.strip() for v in args.variants.split(",") if v.strip() and v != "baseline"]
+    return list(DEMO_VARIANTS)
 
-    from ad_perception.ros import conversions
 
-    decoders = {
-        "image": (Image, conversions.image_to_array),
-        "camera_info": (CameraInfo, conversions.camera_info_to_model),
-        "points": (PointCloud2, conversions.pointcloud_to_core),
-        "objects": (Detection3DArray, conversions.msg_to_boxes_3d),
-        "boxes": (Detection2DArray, conversions.msg_to_detections_2d),
-    }
-    samples: dict[str, dict[str, list]] = {
-        name: {"latency_ms": [], "decode_ms": [], "objects": [], "errors": []} for name in decoders
-    }
-
-    def callback(name: str, decode):
-        def on_message(msg) -> None:
-            now = time.time_ns()
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            started = time.perf_counter()
-            try:
-                decoded = decode(msg)
-            except conversions.ConversionError as err:
-                samples[name]["errors"].append(str(err))
-                return
-            samples[name]["decode_ms"].append((time.perf_counter() - started) * 1e3)
-            samples[name]["latency_ms"].append((now - stamp) / 1e6)
-            if name in ("objects", "boxes"):
-                samples[name]["objects"].append(len(decoded))
-
-        return on_message
-
-    rclpy.init()
-    node = rclpy.create_node("demo_probe")
-    for topic, name in TOPICS.items():
-        msg_type, decode = decoders[name]
-        node.create_subscription(msg_type, topic, callback(name, decode), qos_profile_sensor_data)
-    summary_path = out / "replay_summary.json"
-    player = subprocess.Popen(
-        [sys.executable, "-m", "ad_perception.cli", "play", str(bag), "--restamp",
-         "--wait-for-subscribers", "20", "--summary-json", str(summary_path)],
-        env=ros_environment(), stdout=subprocess.DEVNULL,
+def build_variants(args: argparse.Namespace, names: list[str], baseline, clock: _Clock,
+                   ) -> tuple[list[str], list[str]]:
+    """(variants ready to compare, notes on those that are not)."""
+    from ad_perception.eval.variants import (
+        compress_command,
+        default_variant_dir,
+        resolve_variants,
     )
-    try:
-        while player.poll() is None:
-            rclpy.spin_once(node, timeout_sec=0.05)
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.05)
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    if player.returncode != 0 or not summary_path.exists():
-        raise RuntimeError(f"bag player failed (exit {player.returncode})")
-    return samples, json.loads(summary_path.read_text())
+
+    ready, notes = [], []
+    for name in names:
+        try:
+            resolve_variants([name])
+            ready.append(name)
+            continue
+        except ValueError as err:
+            reason = " ".join(line.strip() for line in str(err).splitlines())
+        if args.no_build or (args.variants == "auto" and name not in BUILT_BY_DEMO):
+            notes.append(f"{name}: not built ({reason})")
+            continue
+        calib = ensure_bag(args.bag.parent / f"calib_seed{CALIB_SEED}", args.calib_frames,
+                           CALIB_SEED, clock)
+        built = True
+        for model, checkpoint in (("camera", baseline.camera_checkpoint),
+                                  ("lidar", baseline.lidar_checkpoint)):
+            out = default_variant_dir(model, name)
+            if out.exists() and (out / "card.json").exists():
+                continue
+            clock.say(f"building {name} for the {model} model (ad-perception compress, "
+                      f"{args.calib_frames} calibration frames)")
+            command = [sys.executable, "-m", "ad_perception.cli", "compress", "--model", model,
+                       "--recipe", name, "--calib", str(calib), "--val", str(calib),
+                       "--baseline", str(checkpoint), "--out", str(out), "--threads", "2"]
+            result = subprocess.run(command, env=os.environ.copy(), text=True,
+                                    capture_output=True)
+            if result.returncode != 0:
+                last = (result.stderr or result.stdout).strip().splitlines()[-3:]
+                notes.append(f"{name}: building the {model} model failed: "
+                             + " / ".join(last) + f" (retry: {compress_command(model, name)})")
+                built = False
+                break
+        if built:
+            ready.append(name)
+    return ready, notes
+
+
+def _evaluate(args: argparse.Namespace, bag: Path, names: list[str], mode: str):
+    from ad_perception.eval.cli import resolve_models
+    from ad_perception.eval.evaluate import evaluate
+    from ad_perception.eval.topic_map import TopicMap
+
+    # the checkpoint overrides replace the baseline's models only
+    variants = resolve_models(["baseline"], mode, args.camera_checkpoint, args.lidar_checkpoint)
+    compressed = [n for n in names if n != "baseline"]
+    if compressed:
+        variants += resolve_models(compressed, mode, None, None)
+    eval_args = argparse.Namespace(
+        bags=[bag], mode=mode, out=args.out / "eval", rate=args.rate, clock=False, launch=None,
+        launch_arg=[], workers=1, threads=2, fresh=True, no_progress=False,
+        argv=["eval", str(bag), "--mode", mode, "--variants", ",".join(names), "--out",
+              str(args.out / "eval")])
+    eval_args.out.mkdir(parents=True, exist_ok=True)
+    return evaluate(eval_args, variants, TopicMap())
+
+
+def _table(results: dict) -> list[dict]:
+    from ad_perception.eval.report import speedups
+
+    speed = speedups(results["variants"])
+    rows = []
+    for name, entry in results["variants"].items():
+        drops = entry.get("drops", {}).get("fused", {})
+        rows.append({
+            "variant": name, "camera_map50": entry["camera"]["map50"],
+            "fused_map_bev": entry["fused"]["map_bev"],
+            "e2e_p50_ms": entry["latency_ms"]["p50"], "e2e_p99_ms": entry["latency_ms"]["p99"],
+            "frames_out": drops.get("frames_out"), "frames_in": drops.get("frames_in"),
+            "speedup": speed.get(name)})
+    return rows
+
+
+def _print_table(rows: list[dict], mode: str) -> None:
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    latency = "e2e" if mode == "live" else "compute"
+    print(f"\n{'variant':14s} {'cam mAP50':>9s} {'fused BEV mAP':>13s} {latency + ' p50':>9s} "
+          f"{latency + ' p99':>9s} {'frames out':>10s} {'speedup':>8s}")
+    for row in rows:
+        frames = f"{fmt(row['frames_out'], 'd')}/{fmt(row['frames_in'], 'd')}"
+        speed = "-" if row["speedup"] is None else f"{row['speedup']:.2f}x"
+        print(f"{row['variant']:14s} {fmt(row['camera_map50'], '9.3f')} "
+              f"{fmt(row['fused_map_bev'], '13.3f')} {fmt(row['e2e_p50_ms'], '9.1f')} "
+              f"{fmt(row['e2e_p99_ms'], '9.1f')} {frames:>10s} {speed:>8s}")
 
 
 def run(args: argparse.Namespace) -> int:
     apply_ros_environment()
-    from ad_perception.eval.metrics import latency_summary
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    bag = _ensure_bag(args)
-    from ad_perception.sim.preview import write_preview
-
-    preview = args.out / "preview.png"
-    write_preview(bag, preview, None)
-    print(f"[demo] preview: {preview}")
-    print("[demo] replaying over DDS (loopback) into a decoding probe...")
-    samples, played = _probe(bag, args.out)
-
-    rows = []
-    for topic, name in TOPICS.items():
-        sent = played["published"].get(topic, 0)
-        data = samples[name]
-        latency = latency_summary(data["latency_ms"]) if data["latency_ms"] else None
-        decode = latency_summary(data["decode_ms"]) if data["decode_ms"] else None
-        rows.append({
-            "topic": topic, "sent": sent, "received": len(data["latency_ms"]),
-            "errors": len(data["errors"]),
-            "latency_ms_p50": latency and latency["p50"],
-            "latency_ms_p99": latency and latency["p99"],
-            "decode_ms_p50": decode and decode["p50"],
-            "objects_per_frame": (sum(data["objects"]) / len(data["objects"]))
-            if data["objects"] else None,
-        })
-    print(f"\n{'topic':36s} {'recv/sent':>10s} {'lat p50':>8s} {'lat p99':>8s} {'decode':>7s}")
-    for row in rows:
-        def fmt(value):
-            return "   -   " if value is None else f"{value:7.2f}"
-        print(f"{row['topic']:36s} {row['received']:>4d}/{row['sent']:<5d} "
-              f"{fmt(row['latency_ms_p50'])}  {fmt(row['latency_ms_p99'])} "
-              f"{fmt(row['decode_ms_p50'])}")
-    print(
-        "\nWhat ran: embedded-world bag -> player process -> DDS (loopback, project profile) ->"
-        "\nprobe node decoding images, clouds, camera info and ground truth. Latency is receive"
-        "\ntime minus the restamped sensor stamp (ms); decode is the conversion time (ms)."
-    )
-    report = {"bag": str(bag), "topics": rows, "offline": _score_baseline(bag, args.out)}
-    print(
-        "\nNot run yet: compression variants and the launched perception graph (nodes) — the"
-        "\ndetectors above ran offline on the same bag; live replay through nodes comes with"
-        "\nthe nodes and evaluation issues."
-    )
-    (args.out / "demo.json").write_text(json.dumps(report, indent=2))
-    print(f"\nreport: {args.out / 'demo.json'}")
-    return 0
-
-
-def _score_baseline(bag: Path, out: Path) -> dict | None:
-    """The shipped baseline detectors + fusion, run offline on the demo bag."""
-    from ad_perception.core.fusion import FusionPipeline
-    from ad_perception.core.pipelines import load_torch_pipeline
-    from ad_perception.eval.offline import run_bag, score
+    if args.artifacts:
+        os.environ["AD_PERCEPTION_ARTIFACTS"] = str(args.artifacts.resolve())
     from ad_perception.eval.variants import resolve_variants
 
+    clock = _Clock()
+    args.out.mkdir(parents=True, exist_ok=True)
     try:
-        (variant,) = resolve_variants(["baseline"])
+        (baseline,) = resolve_variants(["baseline"], args.camera_checkpoint,
+                                       args.lidar_checkpoint)
     except ValueError as err:
-        print(f"\n[demo] no baseline detectors to run: {err}")
-        return None
-    print("\n[demo] running the baseline detectors + fusion offline on the same bag...")
-    camera = load_torch_pipeline(variant.camera_checkpoint, threads=2, score_threshold=0.05)
-    lidar = load_torch_pipeline(variant.lidar_checkpoint, threads=2, score_threshold=0.05)
-    result = score([run_bag(bag, camera, lidar, FusionPipeline(), lidar.config,
-                            camera.config.class_names, progress=False)])
+        print(f"demo: no baseline detectors: {err}\n  train them (README, Models) or pass "
+              "--camera-checkpoint/--lidar-checkpoint", file=sys.stderr)
+        return 2
+    bag = ensure_bag(args.bag, args.frames, args.seed, clock)
+    names, notes = build_variants(args, _variant_names(args), baseline, clock)
+    if not names:
+        clock.say("no compressed variant is available: showing the baseline alone")
+    mode = args.mode
+    clock.say(f"evaluating baseline{''.join(', ' + n for n in names)} ({mode}) on {bag}")
+    results, scores = _evaluate(args, bag, ["baseline", *names], mode)
+    live_failed = [f for f in results["failed"] if "live replay failed" in f["error"]]
+    if mode == "live" and live_failed:
+        for failure in live_failed:
+            clock.say(f"live replay of {failure['variant']} failed: "
+                      f"{failure['error'].splitlines()[0]}")
+        clock.say("falling back to offline evaluation (pipelines called directly)")
+        mode = "offline"
+        results, scores = _evaluate(args, bag, ["baseline", *names], mode)
+    from ad_perception.eval.plots import write_figures
+    from ad_perception.eval.report import write_report
 
-    def fmt(value) -> str:
-        return "  -  " if value is None else f"{value:5.3f}"
+    out = args.out / "eval"
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    paths = write_report(results, write_figures(scores, out), out)
+    rows = _table(results)
+    _print_table(rows, mode)
+    print("\ncam mAP50: camera AP@0.5; fused BEV mAP: fused objects, BEV AP at KITTI IoU; "
+          + ("e2e: sensor message published -> fused objects received, through DDS and the "
+             "launched nodes (ms)" if mode == "live" else
+             "compute: camera + lidar + fusion per frame, no transport (ms)")
+          + "; speedup: baseline p50 / variant p50.")
+    for note in notes + [f"{f['variant']}: {f['error']}" for f in results["failed"]]:
+        print(f"not shown: {note}")
+    summary = {"bag": str(bag), "mode": mode, "rows": rows, "notes": notes,
+               "report": str(paths["md"]), "seconds": round(time.monotonic() - clock.start, 1)}
+    (args.out / "demo.json").write_text(json.dumps(summary, indent=2))
+    print(f"\nreport: {paths['md']} (also {paths['html'].name}, pareto.png); "
+          f"took {summary['seconds']:.0f} s")
+    return 0 if rows else 1
 
-    print(f"\n{'variant':10s} {'cam mAP50':>9s} {'car AP50':>9s} {'lidar mAP':>9s} "
-          f"{'car BEV':>8s} {'cls acc L':>9s} {'cls acc F':>9s} {'p50 ms':>7s} {'p99 ms':>7s}")
-    print(f"{'baseline':10s} {fmt(result['camera']['map50']):>9s} "
-          f"{fmt(result['camera']['ap50']['car']):>9s} {fmt(result['lidar']['map_bev']):>9s} "
-          f"{fmt(result['lidar']['bev_ap']['car']):>8s} "
-          f"{fmt(result['lidar']['class_accuracy']):>9s} "
-          f"{fmt(result['fused']['class_accuracy']):>9s} "
-          f"{result['latency_ms']['p50']:7.1f} {result['latency_ms']['p99']:7.1f}")
-    print("(cam: camera AP@0.5; lidar/car BEV: BEV AP at KITTI IoU; cls acc L/F: class accuracy"
-          "\n of lidar alone / fused; latency: camera + lidar + fusion compute per frame, torch"
-          "\n fp32 eager, 2 threads)")
-    (out / "offline_results.json").write_text(json.dumps({"variants": {"baseline": result}},
-                                                         indent=2))
-    return result

@@ -32,7 +32,13 @@ from ad_perception.eval.live_plan import (
     recording_folder,
 )
 from ad_perception.eval.recorded import ReplayInfo
-from ad_perception.eval.replay import ReplayError, open_bag, schedule
+from ad_perception.eval.replay import (
+    ReplayError,
+    bag_topics,
+    open_bag,
+    schedule,
+    shift_stamp,
+)
 from ad_perception.eval.runner import VariantModels
 from ad_perception.eval.topic_map import TopicMap, TopicMapError
 from ad_perception.ros.bag_player import BagPlayer, player_qos
@@ -213,16 +219,18 @@ def _wait_ready(node: Node, player: BagPlayer, plan: LivePlan, handle: LaunchHan
 
 def _warm_up(node: Node, bag: Path, plan: LivePlan, recorder: OutputRecorder,
              handle: LaunchHandle, config: LiveConfig) -> None:
-    """Publish the bag's first frame once (stamped now) and wait for its outputs."""
+    """Publish the bag's first frame (stamped now, again every second: nodes still loading
+    their models drop frames) until every output topic has answered once."""
     reader = open_bag(bag)
-    firsts = {}
+    firsts: dict[str, bytes] = {}
     try:
-        offset = time.time_ns() - int(reader.start_time)
-        for item in schedule(reader, topics=plan.play_topics, stamp_offset_ns=offset):
+        start_ns = int(reader.start_time)
+        for item in schedule(reader, topics=plan.play_topics):
             firsts.setdefault(item.topic, item.raw)
             if len(firsts) == len(plan.play_topics):
                 break
         types = {c.topic: c.msgtype for c in reader.connections}
+        header_first = {t.name: t.header_first for t in bag_topics(reader)}
     finally:
         reader.close()
     publishers = {}
@@ -236,18 +244,23 @@ def _warm_up(node: Node, bag: Path, plan: LivePlan, recorder: OutputRecorder,
             if plan.remap.get(t, t) in plan.inputs):
         time.sleep(0.02)
     before = dict(recorder.received)
-    for topic, raw in firsts.items():
-        publishers[topic].publish(raw)
     deadline = time.monotonic() + config.warmup_timeout_s
-    while time.monotonic() < deadline:
+    next_publish = 0.0
+    while not all(recorder.received[t] > before[t] for t in plan.outputs):
         _check_alive(handle, "warming up")
-        if all(recorder.received[t] > before[t] for t in plan.outputs):
+        now = time.monotonic()
+        if now > deadline:
+            silent = [t for t in plan.outputs if recorder.received[t] == before[t]]
+            config.log(f"[eval] warm-up: no output on {silent} after "
+                       f"{config.warmup_timeout_s:.0f} s; replaying anyway")
             break
+        if now >= next_publish:
+            offset = time.time_ns() - start_ns
+            for topic, raw in firsts.items():
+                publishers[topic].publish(shift_stamp(raw, offset) if header_first[topic]
+                                          else raw)
+            next_publish = now + 1.0
         time.sleep(0.05)
-    else:
-        silent = [t for t in plan.outputs if recorder.received[t] == before[t]]
-        config.log(f"[eval] warm-up: no output on {silent} after "
-                   f"{config.warmup_timeout_s:.0f} s; replaying anyway")
     time.sleep(config.settle_s / 2)  # late warm-up outputs must not reach the recording
     for publisher in publishers.values():
         node.destroy_publisher(publisher)

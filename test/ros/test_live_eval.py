@@ -154,6 +154,7 @@ def test_live_replay_records_and_scores_outputs(graph, tmp_path, capsys):
     assert (tmp_path / "out" / "latency_cdf.png").exists()
 
 
+@pytest.mark.slow
 def test_live_replay_at_double_rate_with_clock_and_perturbed_graph(graph, tmp_path):
     bag, launch, models = graph
     code, results = _live(bag, launch, models, tmp_path / "out", "--rate", "2", "--clock",

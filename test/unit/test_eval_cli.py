@@ -37,6 +37,20 @@ def tiny_models(tmp_path_factory):
     return folder / "camera.pt", folder / "lidar.pt"
 
 
+def test_offline_single_process_scores_every_frame(tiny_models, tmp_path_factory, tmp_path):
+    bag = shared_bag(tmp_path_factory)
+    camera, lidar = tiny_models
+    out = tmp_path / "out"
+    assert main(["eval", str(bag), "--variants", "baseline", "--camera-checkpoint",
+                 str(camera), "--lidar-checkpoint", str(lidar), "--workers", "1",
+                 "--threads", "1", "--no-progress", "--json", str(out / "r.json")]) == 0
+    entry = json.loads((out / "r.json").read_text())["variants"]["baseline"]
+    assert entry["frames"] == 6 and entry["camera"]["frames"] == 6
+    assert entry["latency_kind"] == "compute" and entry["latency_ms"]["p50"] > 0
+    assert entry["drops"]["fused"]["dropped"] == 0
+
+
+@pytest.mark.slow
 def test_offline_parallel_report_cache_and_thresholds(tiny_models, tmp_path_factory, tmp_path,
                                                       capsys):
     first = shared_bag(tmp_path_factory)

@@ -63,7 +63,8 @@ def test_user_arguments_are_templated_and_checked():
 def test_default_launch_file(tmp_path):
     with pytest.raises(LivePlanError, match="--launch FILE"):
         default_launch_file(tmp_path)
+    (tmp_path / "bag_eval.launch.py").write_text("")  # plays the bag itself: not for us
+    with pytest.raises(LivePlanError):
+        default_launch_file(tmp_path)
     (tmp_path / "perception.launch.py").write_text("")
     assert default_launch_file(tmp_path).name == "perception.launch.py"
-    (tmp_path / "bag_eval.launch.py").write_text("")
-    assert default_launch_file(tmp_path).name == "bag_eval.launch.py"

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from test_eval_support import shared_bag
 
 from ad_perception import CLASSES
 from ad_perception.core.fusion import FusionPipeline
@@ -20,11 +21,7 @@ from ad_perception.models.lidar_detector import LidarDetectorConfig
 
 @pytest.fixture(scope="module")
 def bag(tmp_path_factory):
-    from ad_perception.sim.bag_output import generate_bag
-
-    path = tmp_path_factory.mktemp("eval") / "bag"
-    generate_bag(path, 6, 11, "mcap", "default", progress=False)
-    return path
+    return shared_bag(tmp_path_factory)
 
 
 class Oracle:
