@@ -33,7 +33,7 @@ from ad_perception.models.lidar_detector import (
 from ad_perception.ros import conversions
 from ad_perception.ros.camera_detector_node import CameraDetectorNode
 from ad_perception.ros.lidar_detector_node import LidarDetectorNode
-from ad_perception.ros.qos import reliable_qos
+from ad_perception.ros.qos import reliable_qos, sensor_qos
 from ad_perception.ros_env import ros_environment
 
 pytestmark = pytest.mark.ros
@@ -155,6 +155,18 @@ def test_camera_detector_stamps_debug_topics_and_bad_images(ros_context, spin_un
         assert "bad inputs skipped" in status["message"] and "data has" in status["message"]
         assert float(status["pipeline_latency_p99_ms"]) > 0
         assert probe.received[debug["inference_time_ms"]][-1].data > 0
+        # the annotated image, switched on at run time, only while someone listens
+        annotated: list[Image] = []
+        probe.node.create_subscription(Image, "/camera_detector/debug/image", annotated.append,
+                                       sensor_qos(1))
+        assert node.set_parameters([Parameter("publish_debug_image", value=True)])[0].successful
+        assert spin_until([node, probe.node],
+                          lambda: node._debug_image.get_subscription_count() == 1)
+        probe.pub["image"].publish(image(5, rng))
+        assert spin_until([node, probe.node], lambda: annotated, timeout=20)
+        assert _stamps(annotated) == [(BASE_SEC + 5, 1005)]
+        assert (annotated[0].width, annotated[0].height, annotated[0].encoding) == (
+            640, 360, "rgb8")
     finally:
         node.shutdown()
         node.destroy_node()
