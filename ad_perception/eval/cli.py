@@ -19,7 +19,10 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bags", type=Path, nargs="+", help="rosbag2 folders with ground truth")
-    parser.add_argument("--mode", choices=["offline", "live", "recorded"], default="offline")
+    parser.add_argument("--mode", choices=["offline", "live", "recorded"], default="offline",
+                        help="offline: run the pipelines on the bags; live: launch the graph, "
+                             "play each bag, record and score its outputs; recorded: score "
+                             "outputs already in the bags (default %(default)s)")
     parser.add_argument("--variants", default="baseline",
                         help="comma-separated variant names (default %(default)s)")
     parser.add_argument("--topics", type=Path, metavar="MAPPING.yaml",

@@ -39,9 +39,13 @@ def build_jobs(args: argparse.Namespace, variants: list[VariantModels], topic_ma
 
 
 def _workers(args: argparse.Namespace, jobs: int) -> int:
+    """--workers, else one per core for offline runs; scoring recorded outputs takes a second
+    or two per bag, less than starting a worker, so it goes parallel only for many bags."""
     from ad_perception.eval.cli import default_workers
 
-    return args.workers if args.workers > 0 else default_workers(jobs)
+    if args.workers > 0:
+        return args.workers
+    return default_workers(jobs if args.mode == "offline" else jobs // 4)
 
 
 def evaluate(args: argparse.Namespace, variants: list[VariantModels], topic_map: TopicMap,
