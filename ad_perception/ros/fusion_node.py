@@ -174,13 +174,18 @@ class FusionNode(PerceptionNode):
         self._track_missing(fused.missing, now)
         seconds, nanoseconds = divmod(fused.stamp_ns, NS_PER_S)
         header = Header(stamp=Time(sec=seconds, nanosec=nanoseconds), frame_id=fused.frame_id)
+        # markers only for someone looking at them: building them costs more than the fusion
+        markers = None
         with timer.stage("pack"):
             objects = conversions.boxes_3d_to_msg(fused.result.objects, header)
-            markers = boxes_to_markers(fused.result.objects, header, fused.result.provenance,
-                                       self.params["marker_lifetime_s"])
+            if self._markers.get_subscription_count():
+                markers = boxes_to_markers(fused.result.objects, header,
+                                           fused.result.provenance,
+                                           self.params["marker_lifetime_s"])
         with timer.stage("publish"):
             self._objects.publish(objects)
-            self._markers.publish(markers)
+            if markers is not None:
+                self._markers.publish(markers)
         publish_ns = self.now_ns()
         stages = timer.finish()
         stages["sync_wait"] = (now - min(f.arrival_ns for f in inputs)) / 1e6  # not processing

@@ -40,8 +40,8 @@ def boxes_to_markers(boxes: Boxes3D, header: Any, provenance: np.ndarray | None 
                         action=Marker.ADD, lifetime=lifetime, color=_color(boxes.class_ids[index]))
         cuboid.pose.orientation.w = 1.0
         cuboid.scale.x = 0.08
-        cuboid.points = [Point(x=float(x), y=float(y), z=float(z))
-                         for x, y, z in corners[index][BOX_EDGES.reshape(-1)]]
+        cuboid.points = [Point(x=x, y=y, z=z)
+                         for x, y, z in corners[index][BOX_EDGES.reshape(-1)].tolist()]
         label = Marker(header=header, ns="labels", id=index, type=Marker.TEXT_VIEW_FACING,
                        action=Marker.ADD, lifetime=lifetime, color=_color(boxes.class_ids[index]),
                        text=f"{boxes.class_ids[index]} {boxes.scores[index]:.2f} ({source})")
