@@ -18,6 +18,10 @@ class EvalError(RuntimeError):
     """A bag that cannot be scored, with what is missing or broken and where."""
 
 
+class TruncatedBagError(EvalError):
+    """The storage file ends early (a killed recorder); mcap bags are salvaged up to the cut."""
+
+
 def open_reader(bag: str | Path):
     """An opened rosbags Reader, or EvalError saying why the bag cannot be read."""
     from rosbags.rosbag2 import Reader
@@ -31,12 +35,42 @@ def open_reader(bag: str | Path):
         reader = Reader(bag)
         reader.open()
     except Exception as err:
-        hint = ""
         if "magic" in str(err).lower() or "truncat" in str(err).lower():
-            hint = " (the storage file looks truncated: a recording that was killed or copied " \
-                   "incompletely)"
-        raise EvalError(f"{bag}: cannot open: {err}{hint}") from err
+            raise TruncatedBagError(
+                f"{bag}: cannot open: {err} (the storage file looks truncated: a recording "
+                "that was killed or copied incompletely)") from err
+        raise EvalError(f"{bag}: cannot open: {err}") from err
     return reader
+
+
+def truncation_note(bag: str | Path) -> str | None:
+    """For a truncated mcap bag that can still be read up to the cut, what was salvaged."""
+    from ad_perception.eval import salvage
+
+    try:
+        open_reader(bag).close()
+    except TruncatedBagError:
+        info = salvage.inspect(bag)
+        return info.note if info is not None else None
+    return None
+
+
+def _salvaged(bag: Path, topics: set[str], raw: bool, error: TruncatedBagError):
+    from ad_perception.data.bag_types import typestore
+    from ad_perception.eval import salvage
+
+    if salvage.inspect(bag) is None:
+        raise error
+    store = typestore()
+    for count, (topic, msgtype, timestamp, data) in enumerate(salvage.messages(bag, topics)):
+        if raw:
+            yield topic, timestamp, data
+            continue
+        try:
+            yield topic, timestamp, store.deserialize_cdr(data, msgtype)
+        except Exception as err:
+            raise EvalError(f"{bag}: salvaged message {count + 1} on {topic} does not "
+                            f"deserialise as {msgtype}: {err}") from err
 
 
 def read_messages(bag: str | Path, topics: Iterable[str], raw: bool = False,
@@ -47,7 +81,11 @@ def read_messages(bag: str | Path, topics: Iterable[str], raw: bool = False,
 
     store = typestore()
     wanted = set(topics)
-    reader = open_reader(bag)
+    try:
+        reader = open_reader(bag)
+    except TruncatedBagError as err:
+        yield from _salvaged(Path(bag), wanted, raw, err)
+        return
     count, last = 0, "before the first message"
     try:
         connections = [c for c in reader.connections if c.topic in wanted]
@@ -78,7 +116,15 @@ def read_messages(bag: str | Path, topics: Iterable[str], raw: bool = False,
 
 
 def topic_types(bag: str | Path) -> dict[str, str]:
-    reader = open_reader(bag)
+    try:
+        reader = open_reader(bag)
+    except TruncatedBagError:
+        from ad_perception.eval import salvage
+
+        info = salvage.inspect(bag)
+        if info is None:
+            raise
+        return dict(info.topic_types)
     try:
         return {c.topic: c.msgtype for c in reader.connections}
     finally:

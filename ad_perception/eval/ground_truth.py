@@ -17,7 +17,13 @@ from ad_perception.core.transforms import TransformBuffer, read_tf_message
 from ad_perception.core.types import Boxes3D, Detections2D
 from ad_perception.data import bag_io
 from ad_perception.eval import decode, gt_filters
-from ad_perception.eval.errors import EvalError, read_messages, topic_types, unknown_types
+from ad_perception.eval.errors import (
+    EvalError,
+    read_messages,
+    topic_types,
+    truncation_note,
+    unknown_types,
+)
 from ad_perception.eval.replay import read_stamp_ns
 from ad_perception.eval.topic_map import ROLES, ResolvedTopics, TopicMap, TopicMapError
 
@@ -77,15 +83,19 @@ def load_ground_truth(bag: str | Path, topic_map: TopicMap | None = None) -> Bag
     except TopicMapError as err:
         raise EvalError(str(err)) from err
     truth = BagGroundTruth(bag, topic_map, topics, notes=list(topics.notes))
+    truncated = truncation_note(bag)
+    if truncated:
+        truth.notes.append(truncated)
+    why = f" ({truncated})" if truncated else ""
     for topic, kind in sorted(unknown_types(types).items()):
         truth.notes.append(f"ignored {topic}: message type {kind} is unknown here")
     if topics.gt_boxes is None and topics.gt_objects is None:
         raise EvalError(
             f"{bag}: no ground truth on {[ROLES['gt_boxes'][1], ROLES['gt_objects'][1]]} or "
-            f"mapped gt topics; nothing to score against (topics: {sorted(types)})")
+            f"mapped gt topics; nothing to score against (topics: {sorted(types)}){why}")
     if topics.image is None and topics.points is None:
         raise EvalError(f"{bag}: no camera image or lidar cloud topic found; topics: "
-                        f"{sorted(types)} (a mapping file, --topics, can name them)")
+                        f"{sorted(types)} (a mapping file, --topics, can name them){why}")
     _read(bag, truth)
     _explain_gaps(truth)
     if not truth.scores_camera and not truth.scores_lidar:

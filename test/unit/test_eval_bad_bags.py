@@ -53,10 +53,29 @@ def test_missing_camera_topics_score_lidar_and_say_camera_was_not(recorded, tmp_
     assert "camera not scored: no camera image topic" in report.split("What could not")[1]
 
 
-def test_truncated_bag_is_listed_and_the_others_are_scored(recorded, tmp_path, capsys):
-    truncated = copy_bag(recorded, tmp_path / "truncated")
-    storage = next(truncated.glob("*.mcap"))
-    storage.write_bytes(storage.read_bytes()[: storage.stat().st_size // 2])
+def _truncate(bag, fraction):
+    storage = next(bag.glob("*.mcap"))
+    storage.write_bytes(storage.read_bytes()[: int(storage.stat().st_size * fraction)])
+    return bag
+
+
+def test_truncated_recording_is_scored_up_to_the_cut(recorded, tmp_path):
+    """A killed recorder leaves an mcap without footer: the frames before the cut count."""
+    truncated = _truncate(copy_bag(recorded, tmp_path / "killed"), 0.75)
+    truth = load_ground_truth(truncated)
+    assert 2 <= len(truth.cloud_frames) < 6
+    (note,) = [n for n in truth.notes if "truncated" in n]
+    assert "no mcap footer" in note and "before byte" in note
+    code, results = _eval([truncated], tmp_path / "out")
+    entry = results["variants"]["vehicle"]
+    assert code == 0
+    assert entry["fused"]["map_bev"] == pytest.approx(1.0)
+    assert entry["drops"]["fused"]["frames_in"] == len(truth.cloud_frames)
+    assert "no mcap footer" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_unreadable_bag_is_listed_and_the_others_are_scored(recorded, tmp_path, capsys):
+    truncated = _truncate(copy_bag(recorded, tmp_path / "truncated"), 0.001)
     code, results = _eval([recorded, truncated], tmp_path / "out")
     assert code == 1
     assert results["variants"]["vehicle"]["bags"] == [str(recorded)]
