@@ -15,6 +15,7 @@ yet is reported as missing, not as a failure of the run.
 
     .venv/bin/python scripts/bench_pipeline.py --json pipeline.json \\
         [--variants baseline,prune50_int8] [--modes composed,multiprocess] [--frames 100]
+        [--custom NAME=CAMERA_MODEL,LIDAR_MODEL]
 """
 
 from __future__ import annotations
@@ -58,9 +59,21 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="inference threads per detector")
     parser.add_argument("--camera-model", help="use this camera model for every variant")
     parser.add_argument("--lidar-model", help="use this lidar model for every variant")
+    parser.add_argument("--custom", action="append", default=[], metavar="NAME=CAMERA,LIDAR",
+                        help="an ad-hoc variant from two model paths (repeatable; benchmarked "
+                        "after --variants, replaces a variant of the same name)")
     parser.add_argument("--keep", type=Path, help="keep the node summaries in this folder")
     args = parser.parse_args()
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    args.custom_models = {}
+    for item in args.custom:
+        name, sep, paths = item.partition("=")
+        camera, comma, lidar = paths.partition(",")
+        if not (sep and comma and name and camera and lidar):
+            parser.error(f"--custom needs NAME=CAMERA,LIDAR, got {item!r}")
+        args.custom_models[name] = {"camera_model": camera, "lidar_model": lidar}
+        if name not in args.variants:
+            args.variants.append(name)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = sorted(set(args.modes) - set(MODES))
     if unknown:
@@ -84,6 +97,10 @@ def _drive(args: argparse.Namespace) -> Path:
 def _models(args: argparse.Namespace, name: str) -> dict[str, str] | str:
     """Launch arguments for a variant, or the reason it cannot run."""
     from ad_perception.eval.variants import resolve_variants
+
+    if name in args.custom_models:
+        missing = [p for p in args.custom_models[name].values() if not Path(p).exists()]
+        return f"{name}: {missing} do not exist" if missing else args.custom_models[name]
 
     try:
         (variant,) = resolve_variants([name], args.camera_model and Path(args.camera_model),

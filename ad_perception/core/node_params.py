@@ -147,8 +147,8 @@ FUSION = [
     ParamSpec("sync_tolerance_ms", 50.0, "camera and lidar stamps match when they differ "
               "from the offset by at most this", runtime=True,
               check=in_range(0.0, 1000.0, low_open=True)),
-    ParamSpec("sync_timeout_ms", 100.0, "wait at most this long (after arrival) for the "
-              "other sensor before publishing a degraded result", runtime=True,
+    ParamSpec("sync_timeout_ms", 60.0, "wait at most this long for the other sensor, beyond "
+              "its learned arrival lag, before publishing a degraded result", runtime=True,
               check=in_range(0.0, 5000.0, low_open=True)),
     ParamSpec("publish_camera_only", True, "publish camera-only (lifted) objects when the "
               "lidar detections are missing", runtime=True),

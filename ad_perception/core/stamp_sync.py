@@ -36,7 +36,7 @@ class SyncConfig:
 
     camera_offset_ns: int = 0
     tolerance_ns: int = 50 * NS_PER_MS
-    timeout_ns: int = 100 * NS_PER_MS
+    timeout_ns: int = 60 * NS_PER_MS
     max_pending: int = 4
     max_lag_ns: int = 500 * NS_PER_MS  # the learned arrival lag is capped at this
 
