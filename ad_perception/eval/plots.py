@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ad_perception import CLASSES
 from ad_perception.eval.metrics import COCO_RECALL_POINTS, RANGE_BINS_M
 from ad_perception.eval.scoring import VariantScore
 
@@ -69,8 +70,9 @@ def write_figures(scores: dict[str, VariantScore], out_dir: Path) -> dict[str, P
 
 
 def _pr_curves(plt, scores: dict[str, VariantScore]):
-    classes = sorted({c for s in scores.values() for c, p in s.camera_pr.items()
-                      if not np.all(np.isnan(p))})
+    present = {c for s in scores.values() for c, p in s.camera_pr.items()
+               if not np.all(np.isnan(p))}
+    classes = [c for c in CLASSES if c in present] + sorted(present - set(CLASSES))
     if not classes:
         return None
     figure, axes = plt.subplots(1, len(classes), figsize=(3.6 * len(classes), 3.4),

@@ -95,7 +95,9 @@ def _latency_words(results: dict[str, Any]) -> str:
         return ("compute time per frame (camera + lidar + fusion, pipelines called directly; "
                 "no transport).")
     return ("end to end, receive time of the output minus the time its sensor message was "
-            "published (header stamp on the replay clock).")
+            "published (header stamp on the replay clock). Frames the graph dropped count as "
+            "frames where nothing was detected (planning got nothing either); --mode offline "
+            "scores the models without that effect.")
 
 
 def _distance_blocks(variants: dict[str, dict], figures: dict[str, Path]) -> list[Block]:

@@ -121,17 +121,36 @@ def build_variants(args: argparse.Namespace, names: list[str], baseline, clock: 
             command = [sys.executable, "-m", "ad_perception.cli", "compress", "--model", model,
                        "--recipe", name, "--calib", str(calib), "--val", str(calib),
                        "--baseline", str(checkpoint), "--out", str(out), "--threads", "2"]
-            result = subprocess.run(command, env=os.environ.copy(), text=True,
-                                    capture_output=True)
-            if result.returncode != 0:
-                last = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            returncode, last = _run_teed(command)
+            if returncode != 0:
                 notes.append(f"{name}: building the {model} model failed: "
-                             + " / ".join(last) + f" (retry: {compress_command(model, name)})")
+                             + " / ".join(last[-3:])
+                             + f" (retry: {compress_command(model, name)})")
                 built = False
                 break
         if built:
             ready.append(name)
     return ready, notes
+
+
+def _run_teed(command: list[str]) -> tuple[int, list[str]]:
+    """Run a child with its output shown live (progress bars included); returns the exit
+    status and its last lines for the summary."""
+    import collections
+
+    tail: collections.deque[str] = collections.deque(maxlen=20)
+    process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    partial = b""
+    for chunk in iter(lambda: process.stdout.read1(4096), b""):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+        partial += chunk
+        *lines, partial = partial.replace(b"\r", b"\n").split(b"\n")
+        tail.extend(line.decode(errors="replace").strip() for line in lines if line.strip())
+    if partial.strip():
+        tail.append(partial.decode(errors="replace").strip())
+    return process.wait(), list(tail)
 
 
 def _evaluate(args: argparse.Namespace, bag: Path, names: list[str], mode: str):
