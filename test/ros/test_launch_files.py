@@ -96,3 +96,17 @@ def test_bag_eval_needs_a_bag_and_replays_when_the_graph_is_ready(tmp_path):
     assert player[1:4] == ["-m", "ad_perception.ros.replay_when_ready", str(tmp_path / "drive")]
     assert "/perception/objects" in player and str(tmp_path / "player.json") in player
     assert _generated(plan["fusion"][1])["summary_path"] == str(tmp_path / "fusion.json")
+
+
+def test_misconfigured_graph_stops_with_the_reason(tmp_path):
+    """A detector refusing its parameters exits 2; the launch stops the others, fails."""
+    handle = LaunchRunner(LAUNCH / "perception.launch.py",
+                          {"backend": "tflite", "camera_model": str(tmp_path / "none.pt")},
+                          output=lambda *line: None).start()
+    try:
+        assert handle.wait(60) == 1
+    finally:
+        handle.stop(10)
+    assert handle.failed in ("camera_detector", "lidar_detector")
+    errors = "\n".join(handle.output_of("camera_detector"))
+    assert "configuration error" in errors and "'backend' = 'tflite'" in errors
