@@ -45,7 +45,8 @@ ARGUMENTS = [
     ("base_frame", "base_link", "frame of the fused objects"),
     ("config_dir", "", "folder with <node>.yaml (default: the package's config/)"),
     ("extra_params", "", "a parameters YAML loaded after the per-node files"),
-    ("summary_dir", "", "write each node's JSON summary here at shutdown ('' = none)"),
+    ("summary_dir", "", "write each node's JSON summary here at shutdown ('' = only the "
+     "latency monitor's, to $ROS_HOME/ad_perception/latency_summary.json)"),
     ("log_level", "info", "ROS log level of the nodes"),
 ]
 
@@ -83,6 +84,8 @@ def _nodes(context):
               "topics": [topics["camera"], topics["lidar"], topics["objects"]]}
     models = {"camera_detector": arg("camera_model"), "lidar_detector": arg("lidar_model")}
     summary_dir = arg("summary_dir")
+    ros_home = context.environment.get("ROS_HOME") or os.path.expanduser("~/.ros")
+    default_summary = os.path.join(ros_home, "ad_perception", "latency_summary.json")
     names = [n for n in NODES if n != "latency_monitor" or arg("with_monitor") == "true"]
     namespace = arg("namespace")
     ros_arguments = ["--log-level", arg("log_level")]
@@ -92,8 +95,8 @@ def _nodes(context):
         for name, path in models.items():
             if path:
                 cli += [f"--{name.split('_')[0]}-model", path]
-        if summary_dir:
-            cli += ["--summary-dir", summary_dir]
+        cli += (["--summary-dir", summary_dir] if summary_dir
+                else ["--monitor-summary", default_summary])
         remappings = [(f"{name}:{source}", target)
                       for name, pairs in _remaps(topics).items() if name in names
                       for source, target in pairs]
@@ -108,6 +111,8 @@ def _nodes(context):
             own["model_path"] = models[name]
         if summary_dir:
             own["summary_path"] = os.path.join(summary_dir, f"{name}.json")
+        elif name == "latency_monitor":
+            own["summary_path"] = default_summary
         nodes.append(Node(package="ad_perception", executable=name, name=name,
                           namespace=namespace, parameters=[*files, own],
                           remappings=_remaps(topics)[name], ros_arguments=ros_arguments,

@@ -34,6 +34,8 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--lidar-model", default="", help="lidar_detector model_path")
     parser.add_argument("--summary-dir", default="",
                         help="each node writes <DIR>/<node>.json at shutdown")
+    parser.add_argument("--monitor-summary", default="",
+                        help="latency_monitor summary path when --summary-dir is not given")
     parser.add_argument("--executor-threads", type=int, default=0,
                         help="MultiThreadedExecutor threads (0: one per node)")
     options = parser.parse_args(argv)
@@ -54,6 +56,8 @@ def build_nodes(options: argparse.Namespace) -> list[PerceptionNode]:
         values = {"model_path": model_path} if model_path else {}
         if options.summary_dir:
             values["summary_path"] = os.path.join(options.summary_dir, f"{name}.json")
+        elif name == "latency_monitor" and options.monitor_summary:
+            values["summary_path"] = options.monitor_summary
         return [Parameter(key, value=value) for key, value in values.items()]
 
     factories = {

@@ -204,9 +204,9 @@ def _malformed(stamp_ns: int) -> tuple[Image, PointCloud2]:
 
 
 def test_malformed_input_and_missing_tf_are_counted_while_good_input_flows(
-        tiny_models, drive, listener):
+        tiny_models, drive, listener, tmp_path):
     """Composed mode this time (one process, MultiThreadedExecutor)."""
-    handle = _launch(tiny_models | {"composed": "true"})
+    handle = _launch(tiny_models | {"composed": "true", "summary_dir": str(tmp_path)})
     try:
         image_pub = listener.node.create_publisher(Image, IMAGE, reliable_qos(1))
         points_pub = listener.node.create_publisher(PointCloud2, POINTS, reliable_qos(1))
@@ -243,8 +243,8 @@ def test_malformed_input_and_missing_tf_are_counted_while_good_input_flows(
 @pytest.mark.skipif(not shipped_variants()["baseline"].camera_checkpoint.exists()
                     or not shipped_variants()["baseline"].lidar_checkpoint.exists(),
                     reason="shipped baseline weights not trained yet (models/weights)")
-def test_shipped_baseline_weights_through_the_graph(drive, listener):
-    handle = _launch({"variant": "baseline", "threads": "1"})
+def test_shipped_baseline_weights_through_the_graph(drive, listener, tmp_path):
+    handle = _launch({"variant": "baseline", "threads": "1", "summary_dir": str(tmp_path)})
     try:
         sent = _play(listener, drive, [*SENSORS, "/tf_static"])
         assert listener.spin_until(lambda: len(listener.received["/perception/objects"]) >= 3,

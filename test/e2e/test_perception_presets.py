@@ -53,7 +53,7 @@ def test_carla_preset_with_sim_time(models, tmp_path):
                        workers=1)
     image, points = "/carla/ego_vehicle/rgb_front/image", "/carla/ego_vehicle/lidar"
     handle = LaunchRunner(ROOT / "launch" / "carla_perception.launch.py",
-                          models | {"base_frame": "base_link"},
+                          models | {"base_frame": "base_link", "summary_dir": str(tmp_path)},
                           output=lambda *line: None).start()
     listener = Listener()
     try:

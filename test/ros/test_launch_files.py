@@ -54,6 +54,10 @@ def test_default_graph_one_process_per_node_on_design_topics():
     assert params["model_path"] == "/models/cam" and params["threads"] == 1
     assert params["summary_path"] == "/tmp/out/camera_detector.json"
     assert "model_path" not in _generated(plan["lidar_detector"][1])  # from the variant
+    default = _plan("perception.launch.py")
+    assert "summary_path" not in _generated(default["fusion"][1])
+    assert _generated(default["latency_monitor"][1])["summary_path"].endswith(
+        "ad_perception/latency_summary.json")  # the monitor always reports
     fusion_remaps = _remaps(plan["fusion"][0])
     assert fusion_remaps["objects"] == "/perception/objects"
     assert fusion_remaps["objects/markers"] == "/perception/objects/markers"
@@ -70,6 +74,7 @@ def test_composed_mode_is_one_process_with_node_scoped_remaps():
     assert Path(cmd[0]).name == "perception_composed"
     assert cmd[1:5] == ["--nodes", "camera_detector,lidar_detector,fusion",
                         "--lidar-model", "/models/lidar"]
+    assert cmd[5] == "--monitor-summary" and cmd[6].endswith("ad_perception/latency_summary.json")
     assert "__ns:=/vehicle" in cmd
     remaps = _remaps(cmd)
     assert remaps["camera_detector:image"] == "/sensing/camera/front/image_raw"
@@ -101,7 +106,8 @@ def test_bag_eval_needs_a_bag_and_replays_when_the_graph_is_ready(tmp_path):
 def test_misconfigured_graph_stops_with_the_reason(tmp_path):
     """A detector refusing its parameters exits 2; the launch stops the others, fails."""
     handle = LaunchRunner(LAUNCH / "perception.launch.py",
-                          {"backend": "tflite", "camera_model": str(tmp_path / "none.pt")},
+                          {"backend": "tflite", "camera_model": str(tmp_path / "none.pt"),
+                           "summary_dir": str(tmp_path)},
                           output=lambda *line: None).start()
     try:
         assert handle.wait(60) == 1
