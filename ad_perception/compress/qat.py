@@ -8,8 +8,8 @@ as PTQ. The heads are per level (not shared), which is what QAT needs (FACTS.md:
 PT2E breaks on shared heads).
 
 NNCF's compiled C++ fake-quantise kernels would be built with the system compiler at run
-time; we use its reference (pure torch) kernels instead, which are exact and fast enough for
-a few epochs on the CPU.
+time; we use its reference (pure torch, eager) kernels instead, which are exact and fast
+enough for a few epochs on the CPU.
 """
 
 from __future__ import annotations
@@ -28,12 +28,18 @@ NNCF_STATE_PREFIX = "__nncf_hooks"
 
 
 def _use_reference_kernels() -> None:
+    """Point NNCF's CPU fake-quantise functions at its eager reference implementation: no
+    C++ build at run time, and no ``torch.compile`` of the reference either (it recompiles
+    per tensor shape, which cost minutes on two cores)."""
+    from types import SimpleNamespace
+
     from nncf.torch.quantization import extensions
-    from nncf.torch.quantization.reference import ReferenceQuantizedFunctions
+    from nncf.torch.quantization.reference import torch_executor
 
     namespace = extensions.QuantizedFunctionsCPU
     if getattr(namespace, "_loaded_namespace", None) is None:
-        namespace._loaded_namespace = ReferenceQuantizedFunctions
+        namespace._loaded_namespace = SimpleNamespace(Quantize_forward=torch_executor.forward,
+                                                      Quantize_backward=torch_executor.backward)
 
 
 def output_conv_nodes(core: nn.Module, example: torch.Tensor) -> list[str]:
@@ -77,15 +83,14 @@ def insert_fake_quantizers(model: nn.Module, kind: str, config: Any, calibration
 
 
 def to_openvino_int8(model: nn.Module, kind: str, config: Any) -> Any:
-    """The fake-quantised core as an ``openvino.Model`` (FakeQuantize -> int8 on CPU)."""
-    import openvino as ov
+    """The fake-quantised core as an ``openvino.Model`` (FakeQuantize -> int8 on CPU), through
+    the same ONNX export as PTQ (NNCF exports its quantisers as OpenVINO FakeQuantize ops; a
+    direct ``ov.convert_model`` of the hooked module re-traces it and took 3x longer)."""
+    from ad_perception.compress.export import export_model_onnx, to_openvino
 
-    core = exportable_core(model, kind).eval()
-    example = example_input(kind, config)
+    exportable_core(model, kind).eval()
     with torch.no_grad():
-        converted = ov.convert_model(core, example_input=example)
-    converted.reshape(list(example.shape))  # static batch-1 shape, like the PTQ export
-    return converted
+        return to_openvino(export_model_onnx(model, kind, config))
 
 
 def float_state(model: nn.Module) -> dict[str, torch.Tensor]:

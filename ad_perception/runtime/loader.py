@@ -139,7 +139,8 @@ def load_pipeline(model_path: str | Path, backend: str = "auto", device: str = "
     spec.check(device, precision)
     _set_torch_threads(threads)
 
-    if card is not None and chosen == card.backend and chosen != "torch":
+    if card is not None and chosen == card.backend and precision == card.precision \
+            and chosen != "torch":
         config = _config(card.model, card.config)
         core = _file_core(path, card, device, precision, threads)
         if card.model == "lidar":

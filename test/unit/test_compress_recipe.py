@@ -1,0 +1,68 @@
+"""Recipes: every shipped recipe parses; every mistake is refused before any model is
+touched, with a message naming the recipe, the step and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from ad_perception.compress.recipe import (
+    PruneParams,
+    PtqParams,
+    RecipeError,
+    load_recipe,
+    parse_recipe,
+    shipped_recipe_dir,
+)
+
+REQUIRED = {"int8", "prune50_int8", "lowrank_int8", "fp16_gpu"}
+
+
+def test_shipped_recipes_parse_and_include_the_required_ones():
+    paths = sorted(shipped_recipe_dir().glob("*.yaml"))
+    assert REQUIRED <= {p.stem for p in paths}
+    for path in paths:
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem, "file name and recipe name must agree"
+        assert recipe.steps and recipe.budget.max_drop > 0
+    assert "lidar" in load_recipe(shipped_recipe_dir() / "int8.yaml").models
+
+
+def test_parameters_are_filled_and_typed():
+    recipe = parse_recipe("name: r\nbudget: {max_drop: 2}\nsteps:\n"
+                          "  - prune: {ratio: 0.3, scope: uniform}\n  - ptq\n")
+    prune, ptq = recipe.steps[0].params, recipe.steps[1].params
+    assert isinstance(prune, PruneParams) and prune.ratio == 0.3 and prune.scope == "uniform"
+    assert prune.importance == PruneParams().importance  # defaults from the dataclass
+    assert isinstance(ptq, PtqParams) and ptq.per_channel
+    assert recipe.budget.max_drop == 2.0 and isinstance(recipe.budget.max_drop, float)
+    assert recipe.to_dict()["steps"][0]["prune"]["ratio"] == 0.3
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("steps: [{quantise: {}}]", r"step 1 'quantise' is unknown; known steps: \["),
+    ("steps: [{prune: {ration: 0.5}}]", r"step 1 \(prune\): unknown key\(s\) \['ration'\]"),
+    ("steps: [{prune: {ratio: high}}]", r"step 1 \(prune\): ratio must be int or float"),
+    ("steps: [{prune: {ratio: 1.5}}]", r"ratio must be in \(0, 1\)"),
+    ("steps: [{prune: {importance: random}}]", r"importance must be one of \['l1'"),
+    ("steps: [{ptq: {per_channel: 1}}]", r"per_channel must be bool"),
+    ("steps: [{ptq: {calibration: entropy}}]", r"entropy calibration is onnxruntime's"),
+    ("steps: [{ptq: {engine: onnxruntime}}]", r"mean_minmax calibration is NNCF's"),
+    ("steps: [{ptq: {engine: onnxruntime, calibration: minmax}}]",
+     r"sensitivity search runs on the openvino"),
+    ("steps: [{qat: {}}]", r"a qat step needs a ptq step"),
+    ("steps: [ptq, {precision: {}}]", r"one ptq or one precision step"),
+    ("steps: []", r"'steps' must be a non-empty list"),
+    ("stpes: [ptq]", r"unknown top-level key\(s\) \['stpes'\]"),
+    ("budget: {max_loss: 1}\nsteps: [ptq]", r"budget: unknown key\(s\) \['max_loss'\]"),
+    ("models: [radar]\nsteps: [ptq]", r"models must list camera and/or lidar"),
+    ("steps: [{ptq: {}, prune: {}}]", r"step 1 must be one 'name: \{params\}' mapping"),
+    ("steps: [{ptq: {engine: openvino}}", r"not valid YAML"),
+])
+def test_mistakes_name_the_step_and_key(text, message):
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe("name: broken\n" + text if not text.startswith("name") else text)
+
+
+def test_missing_recipe_file_lists_the_shipped_ones(tmp_path):
+    with pytest.raises(RecipeError, match=r"does not exist; shipped recipes: \[.*'int8'"):
+        load_recipe(tmp_path / "nope.yaml")

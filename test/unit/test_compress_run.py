@@ -1,0 +1,159 @@
+"""``ad-perception compress`` end to end on a tiny checkpoint and a small generated bag: a
+recipe with every step writes a variant directory whose files all load, run and agree with
+their source; rerunning resumes; bad recipes, baselines and files are refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ad_perception.cli import main
+from ad_perception.compress.agreement import agreement, output_difference
+from ad_perception.compress.tiny import save_tiny_checkpoint
+from ad_perception.core.pipelines import CameraPipeline
+from ad_perception.runtime import RuntimeConfigError, load_pipeline
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+RECIPE = """
+name: every_step
+budget: {max_drop: 100.0}
+steps:
+  - prune: {importance: l1, ratio: 0.5, scope: uniform, iterations: 2,
+            finetune_epochs_between: 1}
+  - finetune: {epochs: 1, batch_size: 2}
+  - lowrank: {energy: 0.9, min_channels: 16, max_param_ratio: 0.9}
+  - graph: {fold_batchnorm: true, simplify: true}
+  - ptq: {calibration_frames: 4, sensitivity_search: false}
+  - qat: {when: ptq_misses_budget}
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    from ad_perception.sim.bag_output import generate_bag
+
+    root = tmp_path_factory.mktemp("compress")
+    bag = generate_bag(root / "bag", 5, 31, "mcap", "default", progress=False, workers=1)
+    baseline = save_tiny_checkpoint("camera", root / "camera.pt")
+    (root / "every_step.yaml").write_text(RECIPE)
+    return root, bag, baseline
+
+
+def _compress(root, bag, baseline, recipe, out, capsys, train=True):
+    code = main(["compress", "--model", "camera", "--recipe", str(recipe), "--calib", str(bag),
+                 *(["--train", str(bag)] if train else []), "--val", str(bag), "--baseline",
+                 str(baseline), "--out", str(out), "--threads", "1", "--no-progress"])
+    return code, capsys.readouterr()
+
+
+@pytest.fixture(scope="module")
+def variant(workspace):
+    root, bag, baseline = workspace
+    out = root / "variant"
+    assert main(["compress", "--model", "camera", "--recipe", str(root / "every_step.yaml"),
+                 "--calib", str(bag), "--train", str(bag), "--val", str(bag), "--baseline",
+                 str(baseline), "--out", str(out), "--threads", "1", "--no-progress"]) == 0
+    return out
+
+
+def test_card_records_every_step(variant, workspace):
+    card = json.loads((variant / "card.json").read_text())
+    assert card["backend"] == "openvino" and card["precision"] == "int8"
+    assert [s["step"] for s in card["steps"]] == ["prune", "finetune", "lowrank", "graph", "ptq",
+                                                  "qat"]
+    prune, *_, ptq, qat = card["steps"]
+    assert prune["size_after"]["macs"] <= 0.5 * prune["size_before"]["macs"]
+    assert ptq["quantizers"] > 5 and "skipped" in qat
+    assert set(card["files"]) == {"model.pt", "model.pt.json", "model.xml", "model.bin"}
+    assert card["source_checkpoint"]["sha256"] == json.loads(
+        (workspace[2].parent / "camera.pt.json").read_text())["sha256"]
+    assert card["recipe"]["name"] == "every_step" and "prune" in card["recipe"]["yaml"]
+    assert card["config"]["layer_widths"]
+    assert card["metrics"]["baseline"]["value"] is not None
+
+
+def test_every_file_of_the_variant_runs_and_agrees_with_its_source(variant):
+    torch_pipeline = load_pipeline(variant, backend="torch", threads=1, score_threshold=0.05)
+    openvino_float = load_pipeline(variant, backend="openvino", precision="fp32", threads=1,
+                                   score_threshold=0.05)
+    int8 = load_pipeline(variant, threads=1, score_threshold=0.05)
+    assert isinstance(int8, CameraPipeline) and type(int8.core).__name__ == "OpenVinoCore"
+    example = torch.randn(1, 3, 96, 160, generator=torch.Generator().manual_seed(0))
+    source = [o.numpy() for o in torch_pipeline.core(example)]
+    assert output_difference(source, openvino_float.core(example))["max_abs"] < 1e-3
+    images = [np.random.default_rng(i).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+              for i in range(3)]
+    reference = [torch_pipeline(i) for i in images]
+    assert agreement(reference, [openvino_float(i) for i in images]).f1 >= 0.99
+    quantized = agreement(reference, [int8(i) for i in images])
+    assert quantized.reference > 0 and quantized.f1 > 0.5, quantized
+
+
+def test_rerun_resumes_the_finetunes(variant, workspace, capsys):
+    root, bag, baseline = workspace
+    code, captured = _compress(root, bag, baseline, root / "every_step.yaml", variant, capsys)
+    assert code == 0
+    assert captured.out.count("resuming") >= 2  # the between-iterations and main finetunes
+
+
+def test_tampered_variant_files_are_named(variant, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(variant, copy, ignore=shutil.ignore_patterns("work"))
+    weights = copy / "model.bin"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(RuntimeConfigError, match=r"model.bin: sha256 mismatch"):
+        load_pipeline(copy)
+    weights.unlink()
+    with pytest.raises(RuntimeConfigError, match=r"model.bin: missing"):
+        load_pipeline(copy)
+    (copy / "card.json").write_text("{not json")
+    with pytest.raises(RuntimeConfigError, match="not a valid variant card"):
+        load_pipeline(copy)
+
+
+def test_bad_recipe_and_baseline_are_refused(workspace, tmp_path, capsys):
+    root, bag, baseline = workspace
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("name: bad\nsteps: [{prune: {ratio: 0.5, sparsity: 2}}]\n")
+    code, captured = _compress(root, bag, baseline, recipe, tmp_path / "out", capsys)
+    assert code == 2 and "unknown key(s) ['sparsity']" in captured.err
+    recipe.write_text("name: bad\nsteps: [{finetune: {epochs: 1}}]\n")
+    code, captured = _compress(root, bag, baseline, recipe, tmp_path / "out", capsys,
+                               train=False)
+    assert code == 2 and "step 1 (finetune) needs training frames: give --train" in captured.err
+    recipe.write_text("name: bad\nmodels: [lidar]\nsteps: [ptq]\n")
+    code, captured = _compress(root, bag, baseline, recipe, tmp_path / "out", capsys)
+    assert code == 2 and "is for ['lidar'], not 'camera'" in captured.err
+    code, captured = _compress(root, bag, tmp_path / "none.pt", root / "every_step.yaml",
+                               tmp_path / "out", capsys)
+    assert code == 2 and "none.pt does not exist" in captured.err
+
+
+def test_shipped_int8_recipe_on_the_lidar_detector(workspace, tmp_path):
+    from ad_perception.core.pipelines import LidarPipeline
+    from ad_perception.data import bag_io
+    from ad_perception.data.datasets import CLOUD_TYPE
+
+    root, bag, _ = workspace
+    baseline = save_tiny_checkpoint("lidar", tmp_path / "lidar.pt")
+    out = tmp_path / "lidar_int8"
+    assert main(["compress", "--model", "lidar", "--recipe", "int8", "--calib", str(bag),
+                 "--val", str(bag), "--baseline", str(baseline), "--out", str(out),
+                 "--threads", "1", "--no-progress"]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert (card["backend"], card["precision"]) == ("openvino", "int8")
+    assert card["recipe"]["name"] == "int8"
+    int8 = load_pipeline(out, threads=1, score_threshold=0.05)
+    source = load_pipeline(out, backend="torch", threads=1, score_threshold=0.05)
+    assert isinstance(int8, LidarPipeline) and type(int8.core).__name__ == "LidarSplitCore"
+    topic = next(t for t, m in bag_io.topic_types(bag).items() if m == CLOUD_TYPE)
+    clouds = [bag_io.pointcloud2_to_cloud(m) for _, _, m in bag_io.read_messages(bag, [topic])]
+    reference = [source(c) for c in clouds]
+    assert sum(len(r) for r in reference) > 0
+    assert agreement(reference, [int8(c) for c in clouds]).f1 > 0.5
