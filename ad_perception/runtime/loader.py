@@ -158,7 +158,10 @@ def load_pipeline(model_path: str | Path, backend: str = "auto", device: str = "
     if chosen == "torch":
         from ad_perception.runtime.torch_backend import load_core
 
-        core = load_core(model, kind, config, device, precision, compile)
+        io = card.io if card is not None else {}
+        core = load_core(model, kind, config, device, precision,
+                         compile or bool(io.get("compile")) and device != "cpu",
+                         fold=bool(io.get("fold_batchnorm")))
         return _pipeline(kind, core, config, score_threshold)
     core = _float_core_from_torch(model, kind, config, chosen, device, precision, threads)
     if kind == "lidar":

@@ -27,13 +27,22 @@ def _to_host(outputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
                  else o for o in outputs)
 
 
+def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """Conv + BatchNorm folded into one conv (torch.fx), exact in eval mode up to rounding:
+    one kernel per layer instead of two in eager mode."""
+    from torch.fx.experimental.optimization import fuse
+
+    return fuse(module.eval())
+
+
 class TorchCameraCore:
     """Camera core: normalised images -> raw outputs, on ``device`` in ``precision``."""
 
     def __init__(self, model: torch.nn.Module, config: Any, device: str, precision: str,
-                 compile_model: bool = False) -> None:
+                 compile_model: bool = False, fold: bool = False) -> None:
         self.dtype, self.device, self.config = DTYPES[precision], torch.device(device), config
-        self.module = model.eval().to(self.device, self.dtype)
+        model = fold_batchnorm(model) if fold else model.eval()
+        self.module = model.to(self.device, self.dtype)
         self.run = torch.compile(self.module) if compile_model else self.module
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -48,11 +57,12 @@ class TorchLidarCore:
     compiled), both on ``device``."""
 
     def __init__(self, model: torch.nn.Module, config: Any, device: str, precision: str,
-                 compile_model: bool = False) -> None:
+                 compile_model: bool = False, fold: bool = False) -> None:
         self.dtype, self.device, self.config = DTYPES[precision], torch.device(device), config
         model = model.eval().to(self.device)
         self.pillar_encoder = model.pillar_encoder
-        self.bev = model.bev_backbone_and_heads.to(self.dtype)
+        bev = model.bev_backbone_and_heads
+        self.bev = (fold_batchnorm(bev) if fold else bev).to(self.dtype)
         self.run_bev = torch.compile(self.bev) if compile_model else self.bev
 
     def __call__(self, features: torch.Tensor, num_points: torch.Tensor, coords: torch.Tensor,
@@ -65,6 +75,7 @@ class TorchLidarCore:
 
 
 def load_core(model: torch.nn.Module, kind: str, config: Any, device: str, precision: str,
-              compile_model: bool = False) -> TorchCameraCore | TorchLidarCore:
+              compile_model: bool = False, fold: bool = False
+              ) -> TorchCameraCore | TorchLidarCore:
     core_type = TorchCameraCore if kind == "camera" else TorchLidarCore
-    return core_type(model, config, device, precision, compile_model)
+    return core_type(model, config, device, precision, compile_model, fold)
