@@ -239,7 +239,11 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
 
 
 def _table(rows: list[dict]) -> str:
-    baseline = {r["mode"]: r for r in rows if r["name"] == "baseline" and r["status"] == "ok"}
+    # the reference per mode: baseline if it ran, else the first variant that did
+    baseline: dict[str, dict] = {}
+    for r in sorted((r for r in rows if r["status"] == "ok"),
+                    key=lambda r: r["name"] != "baseline"):
+        baseline.setdefault(r["mode"], r)
     lines = [f"{'variant':<22} {'mode':<13} {'e2e p50':>8} {'e2e p99':>8} {'vs base':>8} "
              f"{'in':>4} {'out':>4} {'drop':>5} {'ROS %':>6} {'CPU %':>6}"]
     for r in rows:
