@@ -28,6 +28,8 @@ def build_rows(entries: list[dict[str, Any]], baseline: str = "baseline") -> lis
                "speedup_vs_baseline": base["latency_ms_p50"] / entry["latency_ms_p50"],
                "speedup_vs_fastest_fp32": fastest["latency_ms_p50"] / entry["latency_ms_p50"],
                "ap50_drop": (None if ap is None or base_ap is None else base_ap - ap)}
+        if entry.get("car_bev_ap") is not None and base.get("car_bev_ap") is not None:
+            row["car_bev_ap_drop"] = base["car_bev_ap"] - entry["car_bev_ap"]  # lidar budget
         rows.append({**row, **{k: v for k, v in entry.items() if k not in row}})
     return rows
 
