@@ -43,6 +43,7 @@ def _load_script():
     return module
 
 
+@pytest.mark.slow  # ~15 s: a variant, a bag and a full benchmark run
 @pytest.mark.usefixtures("torch_single_thread")
 def test_script_measures_every_variant_in_one_run(tmp_path):
     from ad_perception.compress.recipe import load_recipe, shipped_recipe_dir

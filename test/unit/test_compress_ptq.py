@@ -68,6 +68,7 @@ def test_openvino_int8_agrees_with_float_and_keeps_heads_float(kind):
     assert score.reference > 0 and score.f1 > 0.6, score
 
 
+@pytest.mark.slow  # two more NNCF runs (~6 s)
 def test_calibration_methods_give_different_ranges():
     model = tiny_model("camera")
     frames = _frames("camera", model, 3)

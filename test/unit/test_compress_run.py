@@ -93,6 +93,7 @@ def test_every_file_of_the_variant_runs_and_agrees_with_its_source(variant):
     assert quantized.reference > 0 and quantized.f1 > 0.5, quantized
 
 
+@pytest.mark.slow  # reruns the whole recipe (~10 s)
 def test_rerun_resumes_the_finetunes(variant, workspace, capsys):
     root, bag, baseline = workspace
     code, captured = _compress(root, bag, baseline, root / "every_step.yaml", variant, capsys)
