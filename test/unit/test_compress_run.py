@@ -158,3 +158,28 @@ def test_shipped_int8_recipe_on_the_lidar_detector(workspace, tmp_path):
     reference = [source(c) for c in clouds]
     assert sum(len(r) for r in reference) > 0
     assert agreement(reference, [int8(c) for c in clouds]).f1 > 0.5
+
+
+@pytest.mark.parametrize(("recipe", "backend", "precision"), [
+    ("bf16_cpu", "openvino", "bf16"),
+    ("steps: [{precision: {precision: fp16, backend: onnxruntime, device: cuda}}]",
+     "onnxruntime", "fp16"),
+])
+def test_precision_variants_load_and_agree(workspace, tmp_path, recipe, backend, precision):
+    root, bag, baseline = workspace
+    if recipe.startswith("steps"):
+        path = tmp_path / "half.yaml"
+        path.write_text("name: half\n" + recipe)
+        recipe = str(path)
+    out = tmp_path / "variant"
+    assert main(["compress", "--model", "camera", "--recipe", recipe, "--calib", str(bag),
+                 "--val", str(bag), "--baseline", str(baseline), "--out", str(out),
+                 "--threads", "1", "--no-progress"]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert (card["backend"], card["precision"]) == (backend, precision)
+    source = load_pipeline(baseline, threads=1, score_threshold=0.05)
+    variant = load_pipeline(out, threads=1, score_threshold=0.05)  # fp16 ONNX runs on CPU too
+    images = [np.random.default_rng(i).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+              for i in range(3)]
+    score = agreement([source(i) for i in images], [variant(i) for i in images])
+    assert score.reference > 0 and score.f1 >= 0.8, score
