@@ -41,7 +41,7 @@ def default_variant_dir(model: str, recipe: str) -> Path:
 def compress_command(model: str, recipe: str) -> str:
     """The command that creates a missing variant (what error messages tell the user)."""
     return (f"ad-perception compress --model {model} --recipe "
-            f"config/compression/{recipe}.yaml --calib data/val/* --train data/train/* "
+            f"config/compression/{recipe}.yaml --calib data/train/* --train data/train/* "
             f"--val data/val/* --out {default_variant_dir(model, recipe)}")
 
 
