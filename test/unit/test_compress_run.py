@@ -113,6 +113,12 @@ def test_tampered_variant_files_are_named(variant, tmp_path):
     weights.unlink()
     with pytest.raises(RuntimeConfigError, match=r"model.bin: missing"):
         load_pipeline(copy)
+    from ad_perception.runtime.artifacts import read_variant_card, write_variant_card
+
+    weights.write_bytes(b"\0" * 64)  # corrupt but listed with its own hash: the parser refuses
+    write_variant_card(copy, read_variant_card(copy))
+    with pytest.raises(RuntimeConfigError, match=r"model.xml: OpenVINO cannot load it"):
+        load_pipeline(copy)
     (copy / "card.json").write_text("{not json")
     with pytest.raises(RuntimeConfigError, match="not a valid variant card"):
         load_pipeline(copy)
