@@ -37,7 +37,9 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         (f"share/{PACKAGE}/config/compression", glob("config/compression/*.yaml")),
     ],
-    package_data={PACKAGE: ["models/weights/*.pt", "models/weights/*.json"]},
+    # Shipped baselines and shipped compressed variants (one directory each, any files).
+    package_data={PACKAGE: ["models/weights/*.pt", "models/weights/*.json",
+                            "models/weights/variants/*/*/*", "models/weights/variants/*/*/*/*"]},
     include_package_data=True,
     install_requires=["setuptools"],
     zip_safe=False,

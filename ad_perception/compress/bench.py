@@ -61,8 +61,8 @@ def cpu_name() -> str:
 def discover(model: str, baseline: Path, names: list[str] | None, compile_baseline: bool,
              log: Callable[[str], None] = print) -> list[BenchVariant]:
     """The baseline (torch fp32 eager), the baseline on every fp32 backend, and the written
-    variant directories (``names`` or every one under artifacts/variants/MODEL)."""
-    from ad_perception.eval.variants import artifacts_dir, default_variant_dir
+    variant directories (``names`` or every one built or shipped for MODEL)."""
+    from ad_perception.eval.variants import known_variant_names, variant_dir
     from ad_perception.runtime import BACKENDS
     from ad_perception.runtime.artifacts import is_variant_dir, read_variant_card
 
@@ -73,10 +73,10 @@ def discover(model: str, baseline: Path, names: list[str] | None, compile_baseli
               BenchVariant("baseline_openvino", baseline, "openvino", "fp32"),
               BenchVariant("baseline_openvino_bf16", baseline, "openvino", "bf16")]
     if names is None:
-        root = artifacts_dir() / "variants" / model
-        names = sorted(p.name for p in root.glob("*") if is_variant_dir(p))
+        names = [name for name in known_variant_names()
+                 if is_variant_dir(variant_dir(model, name))]
     for name in names:
-        path = Path(name) if Path(name).is_dir() else default_variant_dir(model, name)
+        path = Path(name) if Path(name).is_dir() else variant_dir(model, name)
         if not is_variant_dir(path):
             log(f"skip {name}: no variant directory at {path}")
             continue

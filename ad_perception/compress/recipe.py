@@ -3,6 +3,7 @@
 ```yaml
 name: prune50_int8
 models: [camera]                # which detectors the recipe is meant for
+pair_with: {lidar: int8}        # the variant named prune50_int8 uses int8's lidar model
 budget: {max_drop: 1.0}         # points of mean AP@0.5 (camera) / car BEV AP (lidar) vs baseline
 distillation: {response_weight: 1.0, feature_weight: 1.0}
 steps:
@@ -150,6 +151,9 @@ class Recipe:
     distillation: Distillation = field(default_factory=Distillation)
     description: str = ""
     source: str = ""  # the YAML text as read, for the card
+    # For the models the recipe does not compress: which variant's model the variant of this
+    # name uses (default: the baseline), e.g. a camera recipe paired with the int8 lidar.
+    pair_with: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "models": list(self.models),
@@ -248,7 +252,7 @@ def parse_recipe(text: str, name: str = "recipe") -> Recipe:
         raise RecipeError(f"{name}: not valid YAML ({err})") from err
     if not isinstance(data, dict):
         raise RecipeError(f"{name}: a recipe is a mapping with 'steps'")
-    top = {"name", "description", "models", "budget", "distillation", "steps"}
+    top = {"name", "description", "models", "pair_with", "budget", "distillation", "steps"}
     unknown = sorted(set(data) - top)
     if unknown:
         raise RecipeError(f"{name}: unknown top-level key(s) {unknown}; known: {sorted(top)}")
@@ -274,8 +278,16 @@ def parse_recipe(text: str, name: str = "recipe") -> Recipe:
         models = [models]
     if not isinstance(models, list) or not set(models) <= {"camera", "lidar"} or not models:
         raise RecipeError(f"{where}: models must list camera and/or lidar, got {models!r}")
+    pair_with = data.get("pair_with") or {}
+    if (not isinstance(pair_with, dict)
+            or not set(pair_with) <= {"camera", "lidar"} - set(models)
+            or not all(isinstance(v, str) and v for v in pair_with.values())):
+        raise RecipeError(f"{where}: pair_with maps a model the recipe does not compress "
+                          f"(not in {models}) to a variant name, e.g. {{lidar: int8}}; "
+                          f"got {pair_with!r}")
     recipe = Recipe(
         name=str(data.get("name", name)), steps=steps, models=tuple(models),
+        pair_with=dict(pair_with),
         budget=_fill(Budget, data.get("budget"), f"{where}: budget"),
         distillation=_fill(Distillation, data.get("distillation"), f"{where}: distillation"),
         description=str(data.get("description", "")), source=text)

@@ -4,7 +4,8 @@ A variant is a camera model and a lidar model. ``baseline`` is the shipped, unco
 (checkpoints in ``models/weights``); every other name is a compression recipe
 (``config/compression/NAME.yaml``) whose output lives in
 ``artifacts/variants/<model>/<NAME>/`` (a directory with ``card.json``, written by
-``ad-perception compress``). A recipe meant for one model only (``models: [camera]``) pairs
+``ad-perception compress``), or, where the package ships a built variant, in
+``models/weights/variants/<model>/<NAME>/`` (a variant built locally takes precedence). A recipe meant for one model only (``models: [camera]``) pairs
 its compressed model with the other model's baseline. Paths here are either checkpoints or
 variant directories; ``ad_perception.runtime.load_pipeline`` loads both.
 """
@@ -38,6 +39,20 @@ def default_variant_dir(model: str, recipe: str) -> Path:
     return artifacts_dir() / "variants" / model / recipe
 
 
+def shipped_variant_dir(model: str, recipe: str) -> Path:
+    return WEIGHTS_DIR / "variants" / model / recipe
+
+
+def variant_dir(model: str, recipe: str) -> Path:
+    """Where the variant is read from: the locally built one, else the shipped one, else the
+    place ``ad-perception compress`` writes it (which does not exist yet)."""
+    local = default_variant_dir(model, recipe)
+    if local.is_dir():
+        return local
+    shipped = shipped_variant_dir(model, recipe)
+    return shipped if shipped.is_dir() else local
+
+
 def compress_command(model: str, recipe: str) -> str:
     """The command that creates a missing variant (what error messages tell the user)."""
     return (f"ad-perception compress --model {model} --recipe "
@@ -55,23 +70,34 @@ class Variant:
         return self.camera_checkpoint if model == "camera" else self.lidar_checkpoint
 
 
-def _recipe_models(name: str) -> tuple[str, ...]:
-    """Which models the recipe compresses (its ``models:`` key), without full validation."""
+def _recipe_keys(name: str) -> dict:
     import yaml
 
     path = recipe_dir() / f"{name}.yaml"
     try:
-        models = (yaml.safe_load(path.read_text()) or {}).get("models", list(MODELS))
+        data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return MODELS
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _recipe_models(name: str) -> tuple[str, ...]:
+    """Which models the recipe compresses (its ``models:`` key), without full validation."""
+    models = _recipe_keys(name).get("models", list(MODELS))
     return tuple([models] if isinstance(models, str) else models)
+
+
+def _recipe_pairs(name: str) -> dict[str, str]:
+    """The recipe's ``pair_with``: model -> the variant whose model this variant borrows."""
+    pairs = _recipe_keys(name).get("pair_with") or {}
+    return {k: v for k, v in pairs.items() if k in MODELS and isinstance(v, str)}
 
 
 def known_variant_names() -> list[str]:
     """``baseline``, every shipped recipe, and every variant directory already written."""
     names = {BASELINE} | {p.stem for p in recipe_dir().glob("*.yaml")}
-    root = artifacts_dir() / "variants"
-    names |= {p.name for model in MODELS for p in (root / model).glob("*") if p.is_dir()}
+    for root in (artifacts_dir() / "variants", WEIGHTS_DIR / "variants"):
+        names |= {p.name for model in MODELS for p in (root / model).glob("*") if p.is_dir()}
     return sorted(names)
 
 
@@ -84,10 +110,17 @@ def shipped_variants() -> dict[str, Variant]:
             continue
         compressed = set(_recipe_models(name))
         for model in MODELS:  # a directory already written counts even without a recipe
-            if default_variant_dir(model, name).is_dir():
+            if variant_dir(model, name).is_dir():
                 compressed.add(model)
-        paths = {model: (default_variant_dir(model, name) if model in compressed
-                         else shipped_baseline(model)) for model in MODELS}
+        pairs = _recipe_pairs(name)
+        paths = {}
+        for model in MODELS:
+            if model in compressed:
+                paths[model] = variant_dir(model, name)
+            elif pairs.get(model, BASELINE) != BASELINE:
+                paths[model] = variant_dir(model, pairs[model])
+            else:
+                paths[model] = shipped_baseline(model)
         variants[name] = Variant(name, paths["camera"], paths["lidar"])
     return variants
 
@@ -111,9 +144,10 @@ def resolve_variants(names: list[str], camera_override: Path | None = None,
             path = Path(variant.model_path(model))
             if path.exists():
                 continue
-            if name != BASELINE and path == default_variant_dir(model, name):
+            if name != BASELINE and path.parent.parent.name == "variants":
+                recipe = path.name  # this variant's own model, or one it pairs with
                 raise ValueError(f"variant {name}: {model} model {path} does not exist; create "
-                                 f"it with:\n  {compress_command(model, name)}")
+                                 f"it with:\n  {compress_command(model, recipe)}")
             raise ValueError(f"variant {name}: model file {path} does not exist")
         variants.append(variant)
     return variants

@@ -125,7 +125,10 @@ def train(
         start_epoch = int(state["epoch"]) + 1
         history = json.loads((out_dir / HISTORY_FILE).read_text())
         best = json.loads(state["best"])
-        print(f"resuming {out_dir} at epoch {start_epoch + 1}/{config.epochs}")
+        if start_epoch >= config.epochs:
+            print(f"{out_dir}: all {config.epochs} epochs already trained (--no-resume retrains)")
+        else:
+            print(f"resuming {out_dir} at epoch {start_epoch + 1}/{config.epochs}")
 
     for epoch in range(start_epoch, config.epochs):
         model.train()

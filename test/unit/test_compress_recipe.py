@@ -55,6 +55,8 @@ def test_parameters_are_filled_and_typed():
     ("stpes: [ptq]", r"unknown top-level key\(s\) \['stpes'\]"),
     ("budget: {max_loss: 1}\nsteps: [ptq]", r"budget: unknown key\(s\) \['max_loss'\]"),
     ("models: [radar]\nsteps: [ptq]", r"models must list camera and/or lidar"),
+    ("models: [camera]\npair_with: {camera: int8}\nsteps: [ptq]",
+     r"pair_with maps a model the recipe does not compress"),
     ("steps: [{ptq: {}, prune: {}}]", r"step 1 must be one 'name: \{params\}' mapping"),
     ("steps: [{ptq: {engine: openvino}}", r"not valid YAML"),
 ])

@@ -12,12 +12,15 @@ from ad_perception.runtime.artifacts import CARD_NAME
 
 @pytest.fixture
 def artifacts(tmp_path, monkeypatch):
+    """A private artifacts folder, and a private shipped-weights folder so that the
+    variants the package ships do not change what these tests see."""
     monkeypatch.setenv("AD_PERCEPTION_ARTIFACTS", str(tmp_path))
+    monkeypatch.setattr(variants, "WEIGHTS_DIR", tmp_path / "shipped")
     return tmp_path
 
 
-def _make(artifacts, model, name):
-    path = artifacts / "variants" / model / name
+def _make(root, model, name):
+    path = root / "variants" / model / name
     path.mkdir(parents=True)
     (path / CARD_NAME).write_text("{}")
     return path
@@ -58,3 +61,29 @@ def test_a_written_directory_counts_even_without_a_recipe(artifacts, tmp_path):
     override.write_bytes(b"x")
     (resolved,) = variants.resolve_variants(["my_experiment"], lidar_override=override)
     assert resolved.camera_checkpoint == path and resolved.lidar_checkpoint == override
+
+
+def test_shipped_variants_are_found_and_a_local_build_takes_precedence(artifacts):
+    shipped = artifacts / "shipped"
+    camera = _make(shipped, "camera", "prune60_int8")
+    lidar = _make(shipped, "lidar", "int8")
+    assert {"prune60_int8", "int8"} <= set(variants.known_variant_names())
+    (resolved,) = variants.resolve_variants(["prune60_int8"], lidar_override=camera)
+    assert resolved.camera_checkpoint == camera
+    assert variants.variant_dir("lidar", "int8") == lidar
+    local = _make(artifacts, "lidar", "int8")
+    assert variants.variant_dir("lidar", "int8") == local
+
+
+def test_a_camera_recipe_borrows_the_paired_variants_lidar(artifacts, monkeypatch, tmp_path):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "cam_only.yaml").write_text(
+        "name: cam_only\nmodels: [camera]\npair_with: {lidar: int8}\nsteps: [graph]\n")
+    monkeypatch.setattr(variants, "recipe_dir", lambda: recipes)
+    camera = _make(artifacts, "camera", "cam_only")
+    with pytest.raises(ValueError, match="recipe config/compression/int8.yaml"):
+        variants.resolve_variants(["cam_only"])
+    lidar = _make(artifacts, "lidar", "int8")
+    (resolved,) = variants.resolve_variants(["cam_only"])
+    assert resolved.camera_checkpoint == camera and resolved.lidar_checkpoint == lidar
