@@ -5,9 +5,11 @@ A variant is a camera model and a lidar model. ``baseline`` is the shipped, unco
 (``config/compression/NAME.yaml``) whose output lives in
 ``artifacts/variants/<model>/<NAME>/`` (a directory with ``card.json``, written by
 ``ad-perception compress``), or, where the package ships a built variant, in
-``models/weights/variants/<model>/<NAME>/`` (a variant built locally takes precedence). A recipe meant for one model only (``models: [camera]``) pairs
-its compressed model with the other model's baseline. Paths here are either checkpoints or
-variant directories; ``ad_perception.runtime.load_pipeline`` loads both.
+``models/weights/variants/<model>/<NAME>/`` (a variant built locally takes precedence).
+A recipe meant for one model only (``models: [camera]``) pairs its compressed model with the
+other model's baseline, or with the variant its ``pair_with`` names (``{lidar: int8}``).
+Paths here are either checkpoints or variant directories;
+``ad_perception.runtime.load_pipeline`` loads both.
 """
 
 from __future__ import annotations
