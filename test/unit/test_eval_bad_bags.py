@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from test_eval_support import copy_bag, ground_truth_as_outputs, shared_bag
+from eval_support import copy_bag, ground_truth_as_outputs, shared_bag
 
 from ad_perception.cli import main
 from ad_perception.core.fusion import FusionPipeline

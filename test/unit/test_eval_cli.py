@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_eval_support import copy_bag, shared_bag
+from eval_support import copy_bag, shared_bag
 
 from ad_perception.cli import main
 from ad_perception.eval.plots import pareto_front

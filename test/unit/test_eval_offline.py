@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from test_eval_support import shared_bag
+from eval_support import shared_bag
 
 from ad_perception import CLASSES
 from ad_perception.core.fusion import FusionPipeline

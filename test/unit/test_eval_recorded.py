@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_eval_support import copy_bag, ground_truth_as_outputs, shared_bag
+from eval_support import copy_bag, ground_truth_as_outputs, shared_bag
 
 from ad_perception.eval.ground_truth import load_ground_truth
 from ad_perception.eval.recorded import ReplayInfo, outputs_from_recording

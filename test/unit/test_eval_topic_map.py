@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from test_eval_support import ground_truth_as_outputs, shared_bag
+from eval_support import ground_truth_as_outputs, shared_bag
 
 from ad_perception.data.bag_types import typestore
 from ad_perception.eval import decode

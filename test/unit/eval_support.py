@@ -1,4 +1,4 @@
-"""Shared helpers for the evaluation tests (no tests here): generated bags, made once per
+"""Helpers for the evaluation tests (a module, not a test file): generated bags, made once per
 session, and bag surgery that builds the cases the scorer must handle (outputs recorded next
 to the sensors, renamed topics, missing topics, unknown types, truncated files)."""
 
