@@ -135,7 +135,9 @@ def test_matched_pairs_are_the_true_correspondences():
 
 @pytest.mark.parametrize("mode", ["linear", "geometric"])
 def test_fused_class_accuracy_beats_lidar_alone(mode):
-    pipeline = FusionPipeline(FusionConfig(score_fusion=mode))
+    # A world where the lidar confuses classes and the camera rarely does, so the camera gets
+    # the larger share (the default is tuned to the embedded world, where the reverse holds).
+    pipeline = FusionPipeline(FusionConfig(score_fusion=mode, camera_class_weight=0.7))
     lidar_correct = fused_correct = total = 0
     for seed in range(30):
         gt, lidar, camera, _, _ = make_scene(np.random.default_rng(100 + seed),
