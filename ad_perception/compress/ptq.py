@@ -142,12 +142,18 @@ def quantize_openvino(float_model: Any, calibration: Frames, validation: Frames 
     searched = _accuracy_control(float_model, calibration_set, validation, arguments, params,
                                  allowed_drop, count)
     result.search_ran = True
+    searched_metric = evaluate_core(validation, _ov_core_fn(searched, hint, threads))["value"]
+    reverted = sorted(set(_fake_quantize_names(quantized)) - set(_fake_quantize_names(searched)))
+    if not searched_metric >= result.first_pass_metric:
+        # NNCF re-quantises inside its search, so its result can come out worse than the
+        # first pass on our validation frames; never trade down.
+        log(f"ptq: sensitivity search gave {searched_metric:.2f} (reverted {len(reverted)} "
+            f"quantizers), worse than the first pass; keeping the first pass")
+        return result
     result.model = searched
-    result.reverted_layers = sorted(set(_fake_quantize_names(quantized))
-                                    - set(_fake_quantize_names(searched)))
+    result.reverted_layers = reverted
     result.quantizers = len(_fake_quantize_names(searched))
-    result.quantized_metric = evaluate_core(validation, _ov_core_fn(searched, hint, threads))[
-        "value"]
+    result.quantized_metric = searched_metric
     log(f"ptq: sensitivity search reverted {len(result.reverted_layers)} quantizers to float; "
         f"int8 {result.quantized_metric:.2f}")
     return result

@@ -160,6 +160,12 @@ FUSION = [
               runtime=True, check=in_range(0.0, 1.0)),
     ParamSpec("max_association_cost", 0.7, "camera-lidar association gate, in [0, 1]",
               runtime=True, check=in_range(0.0, 1.0)),
+    ParamSpec("camera_class_weight", 0.1, "share of the camera in the class of a matched "
+              "pair (the lidar gets the rest); tune with scripts/tune_fusion.py",
+              runtime=True, check=in_range(0.0, 1.0)),
+    ParamSpec("score_fusion", "geometric", "how class scores combine: linear (weighted mean) "
+              "or geometric (weighted product)", runtime=True,
+              check=one_of(["linear", "geometric"])),
     ParamSpec("marker_lifetime_s", 0.3, "lifetime of the RViz markers",
               check=in_range(0.0, 10.0)),
 ]

@@ -74,6 +74,8 @@ class FusionNode(PerceptionNode):
         return FusionConfig(output_frame=self.params["base_frame"],
                             score_threshold=self.params["score_threshold"],
                             max_association_cost=self.params["max_association_cost"],
+                            camera_class_weight=self.params["camera_class_weight"],
+                            score_fusion=self.params["score_fusion"],
                             lifting=LiftingConfig(enabled=self.params["use_points"]))
 
     def _sync_config(self) -> SyncConfig:
@@ -211,7 +213,8 @@ class FusionNode(PerceptionNode):
         if changed.keys() & {"camera_offset_ms", "sync_tolerance_ms", "sync_timeout_ms"}:
             self.matcher.config = self._sync_config()
             self.fusion.points_tolerance_ns = self.matcher.config.tolerance_ns
-        if changed.keys() & {"score_threshold", "max_association_cost"}:
+        if changed.keys() & {"score_threshold", "max_association_cost", "camera_class_weight",
+                             "score_fusion"}:
             self.fusion.pipeline.config = self._fusion_config()
 
     def before_diagnostics(self) -> None:
