@@ -2,7 +2,7 @@
 
 1. a short embedded-world drive is generated once (cached under data/demo/);
 2. compressed variants are built if missing (int8 with a small calibration set; variants
-   built or shipped, e.g. prune60_int8, are picked up when present);
+   built or shipped, e.g. prune50_int8, are picked up when present);
 3. the perception graph is launched from its launch file for the baseline and for each
    compressed variant, the drive is played onto its topics at the recorded pace, every
    output is recorded and scored against the ground truth (``ad-perception eval --mode
@@ -29,7 +29,7 @@ from ad_perception.ros_env import apply_ros_environment
 
 DEFAULT_BAG = Path("data/demo/drive_seed7")
 CALIB_SEED = 8
-DEMO_VARIANTS = ("int8", "prune50_int8", "prune60_int8", "lowrank_int8")  # shown when built
+DEMO_VARIANTS = ("int8", "prune50_int8", "lowrank_int8")  # shown when built
 BUILT_BY_DEMO = ("int8",)  # cheap enough to build on a first run (no fine-tuning)
 
 

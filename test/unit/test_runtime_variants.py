@@ -65,10 +65,10 @@ def test_a_written_directory_counts_even_without_a_recipe(artifacts, tmp_path):
 
 def test_shipped_variants_are_found_and_a_local_build_takes_precedence(artifacts):
     shipped = artifacts / "shipped"
-    camera = _make(shipped, "camera", "prune60_int8")
+    camera = _make(shipped, "camera", "shipped_experiment")
     lidar = _make(shipped, "lidar", "int8")
-    assert {"prune60_int8", "int8"} <= set(variants.known_variant_names())
-    (resolved,) = variants.resolve_variants(["prune60_int8"], lidar_override=camera)
+    assert {"shipped_experiment", "int8"} <= set(variants.known_variant_names())
+    (resolved,) = variants.resolve_variants(["shipped_experiment"], lidar_override=camera)
     assert resolved.camera_checkpoint == camera
     assert variants.variant_dir("lidar", "int8") == lidar
     local = _make(artifacts, "lidar", "int8")
