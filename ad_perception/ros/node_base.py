@@ -190,6 +190,12 @@ def spin_nodes(nodes: list[PerceptionNode], executor: Any) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # SIGINT shuts the context down while a MultiThreadedExecutor is between waits; it
+        # then fails building its wait set ("context is not valid"). That is a shutdown, not
+        # an error; anything raised while the context is still up is.
+        if nodes and nodes[0].context.ok():
+            raise
     finally:
         for node in nodes:
             try:
