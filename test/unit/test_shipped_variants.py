@@ -1,6 +1,7 @@
 """The compressed variants the package ships: every file matches its card, each was made
 from the shipped baseline (by hash), its card records the accuracy measured against that
-baseline and whether that is within the recipe's budget, and it loads and detects through the runtime."""
+baseline and whether that is within the recipe's budget, and it loads and detects through
+the runtime."""
 
 from __future__ import annotations
 
