@@ -53,7 +53,7 @@ def tiny_models(tmp_path):
 def test_demo_replays_live_records_scores_and_prints_the_table(tmp_path, tiny_models):
     camera, lidar = tiny_models
     result, summary = _demo(tmp_path, "--camera-checkpoint", str(camera), "--lidar-checkpoint",
-                            str(lidar), "--no-build", "--variants", "baseline")
+                            str(lidar), "--no-build", "--variants", "baseline,lowrank_int8")
     (row,) = summary["rows"]
     assert row["variant"] == "baseline" and row["frames_in"] == 6
     if GRAPH.exists():  # the graph runs: outputs came back over DDS with real latency
@@ -64,7 +64,7 @@ def test_demo_replays_live_records_scores_and_prints_the_table(tmp_path, tiny_mo
         assert summary["mode"] == "offline"
         assert "falling back to offline" in result.stdout
     assert 0.0 <= row["camera_map50"] <= 1.0
-    assert "int8: not built" in result.stdout and "ad-perception compress" in result.stdout
+    assert "lowrank_int8: not built" in result.stdout and "ad-perception compress" in result.stdout
     report = Path(summary["report"])
     assert report.exists() and (report.parent / "pareto.png").stat().st_size > 1000
     assert "What could not be scored" in report.read_text()
