@@ -135,11 +135,16 @@ def _stamp(msg) -> int:
 
 
 def _graph_ready(node) -> bool:
-    """Both detectors subscribed (fusion also takes the points) and every output offered."""
+    """Both detectors subscribed (fusion also takes the points), every output offered, and
+    the latency monitor listening to the fused output (it subscribes once it has seen the
+    publisher's type, which on a busy machine can come after a short drive has ended)."""
     outputs = ("/perception/camera/front/detections", "/perception/lidar/detections",
                "/perception/objects")
+    monitor_listens = any(info.node_name == "latency_monitor"
+                          for info in node.get_subscriptions_info_by_topic(outputs[2]))
     return (node.count_subscribers(IMAGE) >= 1 and node.count_subscribers(POINTS) >= 2
-            and all(node.count_publishers(topic) >= 1 for topic in outputs))
+            and all(node.count_publishers(topic) >= 1 for topic in outputs)
+            and monitor_listens)
 
 
 def _play(listener: Listener, bag: Path, topics: list[str]) -> set[int]:
