@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Choose the fusion's class-decision settings on validation bags, never on held-out ones.
 
-The detectors run once per bag (their outputs are cached in memory); then every
+The detectors run once per bag (their outputs are recorded and replayed in call order); then every
 combination of camera class weight and score-fusion rule is fused and scored with the one
 scorer, and the table of fused class accuracy and BEV mAP (lidar alone as reference) is
 printed and written as JSON. The chosen defaults live in ``FusionConfig``.
@@ -20,27 +20,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-class _Cached:
-    """A pipeline whose outputs are computed once per input stamp, then replayed."""
+class _Replay:
+    """A pipeline called on the same bag in the same order each pass: the first pass runs it
+    and records its outputs, later passes hand them back (``rewind`` starts a pass)."""
 
-    def __init__(self, pipeline, key) -> None:
-        self.pipeline, self.key, self.cache = pipeline, key, {}
+    def __init__(self, pipeline) -> None:
+        self.pipeline, self.recorded, self.index = pipeline, [], 0
         self.last_times = pipeline.last_times
 
+    def rewind(self) -> None:
+        self.index = 0
+
     def __call__(self, item):
-        key = self.key(item)
-        if key not in self.cache:
-            self.cache[key] = (self.pipeline(item), self.pipeline.last_times)
-        result, self.last_times = self.cache[key]
+        if self.index == len(self.recorded):
+            self.recorded.append((self.pipeline(item), self.pipeline.last_times))
+        result, self.last_times = self.recorded[self.index]
+        self.index += 1
         return result
 
 
 def main() -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from ad_perception.core.fusion import FusionConfig, FusionPipeline
-    from ad_perception.eval.offline import load_ground_truth, run_pipelines
+    from ad_perception.eval.offline import AP_SCORE_THRESHOLD, load_ground_truth, run_pipelines
     from ad_perception.eval.scoring import build_predictions, evaluate_predictions
     from ad_perception.eval.variants import resolve_variants
     from ad_perception.runtime import load_pipeline
@@ -56,13 +59,13 @@ def main() -> int:
     args = parser.parse_args()
 
     (variant,) = resolve_variants([args.variant])
-    camera = load_pipeline(variant.camera_checkpoint, threads=args.threads, score_threshold=0.05)
-    lidar = load_pipeline(variant.lidar_checkpoint, threads=args.threads, score_threshold=0.05)
+    camera = load_pipeline(variant.camera_checkpoint, threads=args.threads,
+                           score_threshold=AP_SCORE_THRESHOLD)
+    lidar = load_pipeline(variant.lidar_checkpoint, threads=args.threads,
+                          score_threshold=AP_SCORE_THRESHOLD)
     truths = [load_ground_truth(bag) for bag in args.bags]
-    cameras = [_Cached(camera, lambda image: (image.shape, hash(image[::37, ::41].tobytes())))
-               for _ in truths]
-    lidars = [_Cached(lidar, lambda cloud: (len(cloud), float(np.nansum(cloud.xyz[:64]))))
-              for _ in truths]
+    cameras = [_Replay(camera) for _ in truths]
+    lidars = [_Replay(lidar) for _ in truths]
     rows = []
     settings = [(mode, float(w)) for mode in args.modes.split(",")
                 for w in args.weights.split(",")]
@@ -70,6 +73,8 @@ def main() -> int:
         fusion = FusionPipeline(FusionConfig(camera_class_weight=weight, score_fusion=mode))
         predictions = []
         for truth, cam, lid in zip(truths, cameras, lidars, strict=True):
+            cam.rewind()
+            lid.rewind()
             outputs = run_pipelines(truth, cam, lid, fusion, progress=False)
             predictions.append(build_predictions(
                 truth, outputs, tuple(lidar.config.point_cloud_range),

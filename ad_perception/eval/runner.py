@@ -22,10 +22,10 @@ from tqdm import tqdm
 from ad_perception import CLASSES
 from ad_perception.eval import cache
 from ad_perception.eval.errors import EvalError
+from ad_perception.eval.offline import AP_SCORE_THRESHOLD
 from ad_perception.eval.scoring import FramePredictions
 from ad_perception.eval.topic_map import TopicMap
 
-AP_SCORE_THRESHOLD = 0.05
 DEFAULT_POINT_CLOUD_RANGE = (-19.2, -40.0, -3.0, 70.4, 40.0, 1.0)  # LidarDetectorConfig's
 
 

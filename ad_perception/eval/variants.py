@@ -72,27 +72,22 @@ class Variant:
         return self.camera_checkpoint if model == "camera" else self.lidar_checkpoint
 
 
-def _recipe_keys(name: str) -> dict:
+def _recipe_models_and_pairs(name: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The recipe's ``models`` (which it compresses) and ``pair_with`` (model -> the variant
+    whose model it borrows), read without full validation."""
     import yaml
 
     path = recipe_dir() / f"{name}.yaml"
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _recipe_models(name: str) -> tuple[str, ...]:
-    """Which models the recipe compresses (its ``models:`` key), without full validation."""
-    models = _recipe_keys(name).get("models", list(MODELS))
-    return tuple([models] if isinstance(models, str) else models)
-
-
-def _recipe_pairs(name: str) -> dict[str, str]:
-    """The recipe's ``pair_with``: model -> the variant whose model this variant borrows."""
-    pairs = _recipe_keys(name).get("pair_with") or {}
-    return {k: v for k, v in pairs.items() if k in MODELS and isinstance(v, str)}
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    models = data.get("models", list(MODELS))
+    pairs = data.get("pair_with") or {}
+    pairs = {k: v for k, v in pairs.items() if k in MODELS and isinstance(v, str)} \
+        if isinstance(pairs, dict) else {}
+    return tuple([models] if isinstance(models, str) else models), pairs
 
 
 def known_variant_names() -> list[str]:
@@ -110,11 +105,11 @@ def shipped_variants() -> dict[str, Variant]:
         if name == BASELINE:
             variants[name] = Variant(name, shipped_baseline("camera"), shipped_baseline("lidar"))
             continue
-        compressed = set(_recipe_models(name))
+        models, pairs = _recipe_models_and_pairs(name)
+        compressed = set(models)
         for model in MODELS:  # a directory already written counts even without a recipe
             if variant_dir(model, name).is_dir():
                 compressed.add(model)
-        pairs = _recipe_pairs(name)
         paths = {}
         for model in MODELS:
             if model in compressed:
