@@ -182,7 +182,11 @@ def test_launched_graph_publishes_every_output_with_sensor_stamps(tiny_models, d
             status = listener.status("/latency_monitor: /perception/objects")
             return status is not None and status.get("p99_ms", "nan") != "nan"
 
-        assert listener.spin_until(latency_reported, timeout=10)
+        if not listener.spin_until(latency_reported, timeout=10):
+            # The monitor's best-effort reader can match the fusion output only after a short
+            # drive has gone by on a busy machine; a second drive must then be measured.
+            _play(listener, drive, [*SENSORS, "/tf_static"])
+            assert listener.spin_until(latency_reported, timeout=20)
         status = listener.status("/latency_monitor: /perception/objects")
         assert 0.0 < float(status["p50_ms"]) <= float(status["p99_ms"]) < 5000.0
         assert listener.spin_until(lambda: (listener.status("/camera_detector") or {}).get(
