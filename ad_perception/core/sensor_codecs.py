@@ -334,20 +334,47 @@ def drop_non_finite(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: column[keep] for name, column in columns.items()}
 
 
+def _packed_xyz(points: np.ndarray) -> np.ndarray | None:
+    """x, y, z as one (N, 3) float32 array when they are consecutive native float32 fields
+    (every common lidar driver): one 12-byte gather per point replaces three column gathers
+    and a stack (0.2 vs 0.56 ms for 108k points)."""
+    fields = points.dtype.fields or {}
+    if not all(name in fields for name in "xyz"):
+        return None
+    native = np.dtype(np.float32)
+    offset = fields["x"][1]
+    if any(fields[name][0] != native or fields[name][1] != offset + 4 * i
+           for i, name in enumerate("xyz")):
+        return None
+    packed = np.dtype({"names": ["xyz"], "formats": ["V12"], "offsets": [offset],
+                       "itemsize": points.dtype.itemsize})
+    return np.ascontiguousarray(points.view(packed)["xyz"]).view(native).reshape(-1, 3)
+
+
 def pointcloud_to_core(msg: Any, keep_non_finite: bool = False) -> PointCloud:
     """A PointCloud2 as the core container: xyz, plus intensity (as float32) and ring when
     the cloud has them. Non-finite points are dropped unless ``keep_non_finite``."""
-    columns = pointcloud_to_columns(msg)
-    keep = finite_xyz_mask(columns)  # also checks that x, y, z exist and are scalar
-    if not keep_non_finite and not keep.all():
-        columns = {name: column[keep] for name, column in columns.items()}
-    xyz = np.stack([columns["x"], columns["y"], columns["z"]], axis=1).astype(np.float32)
+    points = pointcloud_to_structured(msg)
+    xyz = _packed_xyz(points)
+    if xyz is None:
+        columns = {name: _to_native(points[name]) for name in points.dtype.names}
+        keep = finite_xyz_mask(columns)  # also checks that x, y, z exist and are scalar
+        xyz = np.stack([columns["x"], columns["y"], columns["z"]], axis=1)
+    else:  # column by column: all(axis=1) over (N, 3) is 5x slower
+        keep = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1]) & np.isfinite(xyz[:, 2])
+        columns = {name: points[name] for name in ("intensity", "ring")
+                   if name in points.dtype.names}
+        columns = {name: _to_native(column) for name, column in columns.items()}
     intensity = columns.get("intensity")
     ring = columns.get("ring")
     if (intensity is not None and intensity.ndim != 1) or (ring is not None and ring.ndim != 1):
         raise ConversionError("intensity and ring fields must have count 1")
+    if not keep_non_finite and not keep.all():
+        xyz = xyz[keep]
+        intensity = None if intensity is None else intensity[keep]
+        ring = None if ring is None else ring[keep]
     return PointCloud(
-        xyz=xyz,
+        xyz=xyz.astype(np.float32, copy=False),
         intensity=None if intensity is None else intensity.astype(np.float32),
         ring=None if ring is None else ring.astype(np.uint16),
         frame_id=getattr(getattr(msg, "header", None), "frame_id", ""),

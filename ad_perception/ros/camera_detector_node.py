@@ -13,6 +13,7 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Detection2DArray
 
+from ad_perception.core import cdr
 from ad_perception.core.annotate import draw_detections
 from ad_perception.core.node_params import NODE_PARAMS
 from ad_perception.ros import conversions, qos
@@ -39,7 +40,10 @@ class CameraDetectorNode(DetectorNode):
         self._calibrated_size = (int(msg.width), int(msg.height))
         self.health.set_missing("camera_info", False)
 
-    def decode(self, msg: Image) -> Any:
+    def parse(self, raw: bytes) -> cdr.RawImage:
+        return cdr.read_image(raw)
+
+    def decode(self, msg: cdr.RawImage) -> Any:
         image = conversions.image_to_array(msg, "rgb8")
         size = (int(msg.width), int(msg.height))
         if self._calibrated_size is not None and size != self._calibrated_size:
@@ -48,10 +52,10 @@ class CameraDetectorNode(DetectorNode):
         self._last_image = image
         return image
 
-    def pack(self, result: Any, msg: Image) -> Detection2DArray:
-        return conversions.detections_2d_to_msg(result, msg.header)
+    def pack(self, result: Any, msg: cdr.RawImage) -> bytes:
+        return cdr.encode_detections_2d(result, conversions.header_stamp(msg.header))
 
-    def after_publish(self, result: Any, msg: Image) -> None:
+    def after_publish(self, result: Any, msg: cdr.RawImage) -> None:
         if not self.params["publish_debug_image"] or \
                 self._debug_image.get_subscription_count() == 0:
             return

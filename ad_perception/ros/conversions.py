@@ -27,6 +27,7 @@ from vision_msgs.msg import (
     ObjectHypothesisWithPose,
 )
 
+from ad_perception.core import cdr
 from ad_perception.core.camera_model import CameraModel
 from ad_perception.core.detection_codecs import msg_to_boxes_3d, msg_to_detections_2d
 from ad_perception.core.geometry import matrix_to_quaternion, yaw_to_quaternion
@@ -65,6 +66,11 @@ def copy_header(header: Any | None) -> Header:
         return Header()
     stamp = Time(sec=int(header.stamp.sec), nanosec=int(header.stamp.nanosec))
     return Header(stamp=stamp, frame_id=str(header.frame_id))
+
+
+def header_stamp(header: Any) -> cdr.Stamp:
+    """The stamp and frame of an rclpy (or rosbags) header, for the CDR writers."""
+    return cdr.Stamp(int(header.stamp.sec), int(header.stamp.nanosec), str(header.frame_id))
 
 
 # ----------------------------------------------------------------------------- sensors

@@ -1,7 +1,9 @@
 """The data path both detector nodes share: newest frame in, detections out, every stage timed.
 
-The subscription callback only stamps the arrival and drops the message into a
-:class:`FrameGate`; a :class:`FrameWorker` thread decodes it, runs the pipeline and publishes.
+The subscription is raw (serialised CDR): the callback only reads the header stamp from the
+bytes and drops them into a :class:`FrameGate`; a :class:`FrameWorker` thread parses them
+(``core.cdr``: the payload stays a view of the received bytes), decodes, runs the pipeline and
+publishes CDR bytes.
 While inference runs, a newer frame replaces the waiting one (counted as a drop), so a slow
 model never makes the node work through a backlog of stale frames. Output headers are the
 input header, unchanged.
@@ -14,13 +16,14 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from ad_perception.core import cdr
 from ad_perception.core.node_params import load_detector
 from ad_perception.monitoring.frame_worker import FrameWorker
 from ad_perception.monitoring.gate import FrameGate
 from ad_perception.monitoring.stages import StageTimer
 from ad_perception.ros import qos
 from ad_perception.ros.conversions import ConversionError
-from ad_perception.ros.node_base import PerceptionNode, stamp_ns
+from ad_perception.ros.node_base import PerceptionNode
 
 # (pipeline, device it runs on, fell back to CPU) from the validated parameters
 PipelineFactory = Callable[[dict], tuple[Any, str, bool]]
@@ -44,38 +47,39 @@ class DetectorNode(PerceptionNode):
             reason = f"device {self.params['device']!r} has no GPU here"
             self.health.device_fallback = (True, reason)
             self.get_logger().warning(f"{reason}: running on the CPU")
-        self._gate: FrameGate[tuple[Any, int]] = FrameGate()
+        self._gate: FrameGate[tuple[bytes, int, int]] = FrameGate()
         self._worker = FrameWorker(self._gate, self._process, self._on_error,
                                    name=f"{name}-worker")
         self._publisher = self.create_publisher(output_type, "detections",
                                                 qos.from_params(self.params, "output"))
         self._subscription = self.create_subscription(
-            input_type, self.INPUT_TOPIC, self._on_input, qos.from_params(self.params, "input"))
+            input_type, self.INPUT_TOPIC, self._on_input, qos.from_params(self.params, "input"),
+            raw=True)
         self._worker.start()
         self.get_logger().info(
             f"{self.KIND} detector ready on {self.device}: {type(self.pipeline.core).__name__}, "
             f"input {self._subscription.topic_name}, output {self._publisher.topic_name}")
 
     # ---------------------------------------------------------------------- data path
-    def _on_input(self, msg: Any) -> None:
+    def _on_input(self, raw: bytes) -> None:
         receive_ns = self.now_ns()
         try:
-            stamp = stamp_ns(msg.header.stamp)
-        except (AttributeError, TypeError, ValueError) as err:
+            stamp = cdr.read_header(raw, self.INPUT_TOPIC).ns
+        except ConversionError as err:
             self._reject(f"unreadable header: {err}", receive_ns)
             return
         self.health.input(self._subscription.topic_name, stamp, receive_ns)
-        if not self._gate.offer((msg, receive_ns), stamp):
+        if not self._gate.offer((raw, receive_ns, stamp), stamp):
             self._reject("stamp not newer than the last frame (duplicate or out of order)",
                          receive_ns)
 
-    def _process(self, item: tuple[Any, int]) -> None:
-        msg, receive_ns = item
+    def _process(self, item: tuple[bytes, int, int]) -> None:
+        raw, receive_ns, stamp = item
         started_ns = self.now_ns()
-        stamp = stamp_ns(msg.header.stamp)
         timer = StageTimer()
         try:
             with timer.stage("conversion"):
+                msg = self.parse(raw)
                 data = self.decode(msg)
         except ConversionError as err:
             self._reject(str(err), started_ns)
@@ -110,10 +114,16 @@ class DetectorNode(PerceptionNode):
         self.warn_throttled("failed", f"frame processing failed: {text}")
 
     # ------------------------------------------------------------------------- hooks
+    def parse(self, raw: bytes) -> Any:
+        """The input message's fields from its CDR bytes (``core.cdr.read_*``)."""
+        raise NotImplementedError
+
     def decode(self, msg: Any) -> Any:
         raise NotImplementedError
 
-    def pack(self, result: Any, msg: Any) -> Any:
+    def pack(self, result: Any, msg: Any) -> bytes:
+        """The output as serialised CDR (``ad_perception.core.cdr``): publishing bytes skips
+        rclpy's per-field message objects, the largest ROS cost on the output side."""
         raise NotImplementedError
 
     def after_publish(self, result: Any, msg: Any) -> None:

@@ -21,6 +21,7 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
+from ad_perception.core import cdr
 from ad_perception.core.frustum import LiftingConfig
 from ad_perception.core.fusion import FusionConfig
 from ad_perception.core.live_fusion import CameraFrame, LidarFrame, LiveFusion
@@ -30,7 +31,7 @@ from ad_perception.monitoring.diagnostics import OK, WARN, Status, WindowedCount
 from ad_perception.monitoring.stages import StageTimer
 from ad_perception.ros import conversions, qos
 from ad_perception.ros.markers import boxes_to_markers
-from ad_perception.ros.node_base import NS_PER_S, PerceptionNode, run_node, stamp_ns
+from ad_perception.ros.node_base import NS_PER_S, PerceptionNode, run_node
 
 NS_PER_MS = 1_000_000
 KINDS = ("fused", "lidar_only", "camera_only")
@@ -53,17 +54,19 @@ class FusionNode(PerceptionNode):
         # and counters are not thread-safe, and composed mode uses a multi-threaded executor.
         sensor_qos = qos.from_params(params, "input")
         detections_qos = qos.profile("reliable", 2)
+        # raw: detections are read straight from CDR (ad_perception.core.cdr), no rclpy objects
         self.create_subscription(Detection2DArray, "camera/detections", self._on_camera,
-                                 detections_qos)
+                                 detections_qos, raw=True)
         self.create_subscription(Detection3DArray, "lidar/detections", self._on_lidar,
-                                 detections_qos)
+                                 detections_qos, raw=True)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, sensor_qos)
         for topic in params["tf_topics"]:
             tf_qos = qos.tf_static_qos() if topic.endswith("tf_static") else qos.profile(
                 "reliable", 100)
             self.create_subscription(TFMessage, topic, self._on_tf, tf_qos)
         if params["use_points"]:
-            self.create_subscription(PointCloud2, "points", self._on_points, sensor_qos)
+            self.create_subscription(PointCloud2, "points", self._on_points, sensor_qos,
+                                     raw=True)
         output_qos = qos.from_params(params, "output")
         self._objects = self.create_publisher(Detection3DArray, "objects", output_qos)
         self._markers = self.create_publisher(MarkerArray, "objects/markers", output_qos)
@@ -89,30 +92,31 @@ class FusionNode(PerceptionNode):
         self.health.rejected(f"{what}: {err}", now_ns)
         self.warn_throttled(what, f"skipped a bad {what} message: {err}")
 
-    def _on_camera(self, msg: Detection2DArray) -> None:
+    def _on_camera(self, raw: bytes) -> None:
         now = self.now_ns()
         started = time.perf_counter()
         try:
-            frame = CameraFrame(conversions.msg_to_detections_2d(msg), msg.header.frame_id, now)
-        except (ValueError, TypeError, AttributeError) as err:
+            stamp, detections = cdr.decode_detections_2d(raw)
+        except conversions.ConversionError as err:
             self._reject("camera detections", err, now)
             return
+        frame = CameraFrame(detections, stamp.frame_id, now)
         frame.decode_ms = (time.perf_counter() - started) * 1e3
-        self._add(CAMERA, msg, frame, now)
+        self._add(CAMERA, stamp.ns, frame, now)
 
-    def _on_lidar(self, msg: Detection3DArray) -> None:
+    def _on_lidar(self, raw: bytes) -> None:
         now = self.now_ns()
         started = time.perf_counter()
         try:
-            frame = LidarFrame(conversions.msg_to_boxes_3d(msg), now)
-        except (ValueError, TypeError, AttributeError) as err:
+            stamp, boxes = cdr.decode_boxes_3d(raw)
+        except conversions.ConversionError as err:
             self._reject("lidar detections", err, now)
             return
+        frame = LidarFrame(boxes, now)
         frame.decode_ms = (time.perf_counter() - started) * 1e3
-        self._add(LIDAR, msg, frame, now)
+        self._add(LIDAR, stamp.ns, frame, now)
 
-    def _add(self, sensor: str, msg: Any, frame: Any, now: int) -> None:
-        stamp = stamp_ns(msg.header.stamp)
+    def _add(self, sensor: str, stamp: int, frame: Any, now: int) -> None:
         self.health.input(f"{sensor}/detections", stamp, now)
         out_of_order = self.matcher.stats.out_of_order
         sets = self.matcher.add(sensor, stamp, frame, now)
@@ -142,19 +146,23 @@ class FusionNode(PerceptionNode):
         except (ValueError, TypeError, AttributeError) as err:
             self._reject("tf_static", err, self.now_ns())
 
-    def _on_points(self, msg: PointCloud2) -> None:
+    def _on_points(self, raw: bytes) -> None:
         now = self.now_ns()
-        stamp = stamp_ns(msg.header.stamp)
-        self.health.input("points", stamp, now)
+        try:
+            header = cdr.read_header(raw, "PointCloud2")
+        except conversions.ConversionError as err:
+            self._reject("points", err, now)
+            return
+        self.health.input("points", header.ns, now)
 
-        def decode() -> Any:
+        def decode() -> Any:  # only when a camera-only object needs lifting
             try:
-                return conversions.pointcloud_to_core(msg)
+                return conversions.pointcloud_to_core(cdr.read_pointcloud2(raw))
             except conversions.ConversionError as err:
                 self._reject("points", err, self.now_ns())
                 return None
 
-        self.fusion.set_points(stamp, msg.header.frame_id, decode)
+        self.fusion.set_points(header.ns, header.frame_id, decode)
 
     # -------------------------------------------------------------------------- output
     def _process(self, frames: FrameSet) -> None:
@@ -175,12 +183,14 @@ class FusionNode(PerceptionNode):
         self._kinds[frames.kind].add(now)
         self._track_missing(fused.missing, now)
         seconds, nanoseconds = divmod(fused.stamp_ns, NS_PER_S)
-        header = Header(stamp=Time(sec=seconds, nanosec=nanoseconds), frame_id=fused.frame_id)
         # markers only for someone looking at them: building them costs more than the fusion
         markers = None
         with timer.stage("pack"):
-            objects = conversions.boxes_3d_to_msg(fused.result.objects, header)
+            objects = cdr.encode_boxes_3d(fused.result.objects,
+                                          cdr.Stamp(seconds, nanoseconds, fused.frame_id))
             if self._markers.get_subscription_count():
+                header = Header(stamp=Time(sec=seconds, nanosec=nanoseconds),
+                                frame_id=fused.frame_id)
                 markers = boxes_to_markers(fused.result.objects, header,
                                            fused.result.provenance,
                                            self.params["marker_lifetime_s"])
@@ -191,6 +201,9 @@ class FusionNode(PerceptionNode):
         publish_ns = self.now_ns()
         stages = timer.finish()
         stages["sync_wait"] = (now - min(f.arrival_ns for f in inputs)) / 1e6  # not processing
+        for sensor, frame in ((CAMERA, frames.camera), (LIDAR, frames.lidar)):
+            if frame is not None:  # per input (in "conversion" already): only the later
+                stages[f"conversion_{sensor}"] = frame.decode_ms  # one delays the output
         latency_ms = self.health.frame_done(fused.stamp_ns, publish_ns, stages)
         self.debug("processing_time_ms", stages["total"])
         self.debug("pipeline_latency_ms", latency_ms)

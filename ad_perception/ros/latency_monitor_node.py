@@ -2,7 +2,9 @@
 
 Subscribes to every topic in ``topics`` (message types are looked up in the graph, so any
 stamped output works) and measures receive time minus header stamp: the nodes copy the
-sensor stamp unchanged, so this is the whole pipeline, sensor to consumer. Publishes one
+sensor stamp unchanged, so this is the whole pipeline, sensor to consumer. Subscriptions are
+raw: only the header is read from the CDR bytes, so watching a topic costs microseconds, not
+a full deserialisation, and types without a leading std_msgs/Header are refused. Publishes one
 /diagnostics status per topic (budget, rate, drops; STALE when silent), the latency of the
 last topic in the list on ``~/debug/pipeline_latency_ms``, and writes ``summary_path`` (JSON:
 p50/p90/p99/max, rate, jitter, drops per topic) at shutdown.
@@ -15,11 +17,12 @@ from typing import Any
 
 from rclpy.clock import Clock, ClockType
 
+from ad_perception.core import cdr
 from ad_perception.core.node_params import NODE_PARAMS
 from ad_perception.monitoring.latency_report import LatencyReport
 from ad_perception.ros import qos
 from ad_perception.ros.bag_player import message_class
-from ad_perception.ros.node_base import PerceptionNode, diagnostics_config, run_node, stamp_ns
+from ad_perception.ros.node_base import PerceptionNode, diagnostics_config, run_node
 
 
 class LatencyMonitorNode(PerceptionNode):
@@ -48,21 +51,26 @@ class LatencyMonitorNode(PerceptionNode):
             except Exception as err:  # noqa: BLE001 - ReplayError or a broken package
                 self.warn_throttled(topic, f"cannot watch {topic}: {err}")
                 continue
+            first_field = next(iter(cls.get_fields_and_field_types().items()), ("", ""))
+            if first_field[1] != "std_msgs/Header":
+                self.warn_throttled(topic, f"cannot watch {topic}: {types[0]} does not start "
+                                    "with a std_msgs/Header, so it has no sensor stamp")
+                continue
             self.report.types[topic] = types[0]
             self._watched[topic] = self.create_subscription(
-                cls, topic, lambda msg, t=topic: self._on_message(t, msg),
-                qos.from_params(self.params, "input"))
+                cls, topic, lambda raw, t=topic: self._on_message(t, raw),
+                qos.from_params(self.params, "input"), raw=True)
             self.get_logger().info(f"watching {topic} ({types[0]})")
         for topic in self.report.topics:
             self.health.set_missing(f"topic {topic}", topic not in self._watched)
 
-    def _on_message(self, topic: str, msg: Any) -> None:
+    def _on_message(self, topic: str, raw: bytes) -> None:
         receive_ns = self.now_ns()
         started = time.perf_counter()
         try:
-            stamp = stamp_ns(msg.header.stamp)
-        except AttributeError as err:
-            self.health.rejected(f"{topic}: no header ({err})", receive_ns)
+            stamp = cdr.read_header(raw, topic).ns
+        except cdr.ConversionError as err:
+            self.health.rejected(f"{topic}: unreadable header ({err})", receive_ns)
             return
         latency_ms = self.report.observe(topic, stamp, receive_ns)
         if topic == self._headline:

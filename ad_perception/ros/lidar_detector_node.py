@@ -12,6 +12,7 @@ from typing import Any
 from sensor_msgs.msg import PointCloud2
 from vision_msgs.msg import Detection3DArray
 
+from ad_perception.core import cdr
 from ad_perception.core.node_params import NODE_PARAMS
 from ad_perception.ros import conversions
 from ad_perception.ros.detector_node import DetectorNode, PipelineFactory
@@ -26,11 +27,14 @@ class LidarDetectorNode(DetectorNode):
         super().__init__("lidar_detector", NODE_PARAMS["lidar_detector"], PointCloud2,
                          Detection3DArray, pipeline_factory, **kwargs)
 
-    def decode(self, msg: PointCloud2) -> Any:
+    def parse(self, raw: bytes) -> cdr.RawPointCloud2:
+        return cdr.read_pointcloud2(raw)
+
+    def decode(self, msg: cdr.RawPointCloud2) -> Any:
         return conversions.pointcloud_to_core(msg)
 
-    def pack(self, result: Any, msg: PointCloud2) -> Detection3DArray:
-        return conversions.boxes_3d_to_msg(result, msg.header)
+    def pack(self, result: Any, msg: cdr.RawPointCloud2) -> bytes:
+        return cdr.encode_boxes_3d(result, conversions.header_stamp(msg.header))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -59,6 +59,10 @@ def test_player_replays_in_order_with_restamped_headers(tmp_path, ros_context, s
     elapsed = time.monotonic() - started
     assert spin_until([listener], lambda: len(received) == 6, timeout=10.0)
     assert summary.published == {"/tf_static": 1, "/cam": 6}
+    # one lateness figure per published message, never "early" (publish waits for the due time)
+    assert {t: len(v) for t, v in summary.lateness_ms.items()} == summary.published
+    assert min(summary.lateness_ms["/cam"]) >= -0.5
+    assert summary.lateness_p50_ms("/cam") <= summary.max_lateness_ms
     assert 0.45 <= elapsed < 2.0  # 6 frames 100 ms apart: recorded pacing is kept
     assert [value for _, value, _ in received] == list(range(6))
     stamps = [stamp for stamp, _, _ in received]

@@ -165,6 +165,34 @@ def test_missing_tf_is_counted_and_output_continues(ros_context, spin_until):
         graph.node.destroy_node()
 
 
+def test_corrupt_detection_bytes_are_counted_and_fusion_goes_on(ros_context, spin_until):
+    """The fusion reads its inputs from raw CDR: bytes that are not a detection array (a
+    misbehaving publisher, a mismatched type) are rejected with a counter, not a crash."""
+    node = FusionNode(context=ros_context, parameter_overrides=[
+        Parameter("diagnostics_period_s", value=0.1), Parameter("use_points", value=False)])
+    graph = Graph(ros_context)
+    nodes = [node, graph.node]
+    try:
+        graph.publish_calibration()
+        assert spin_until(nodes, lambda: node.fusion.camera_model is not None
+                          and node.fusion.tf.can_transform("base_link", "lidar_top"))
+        rng = np.random.default_rng(11)
+        good = conversions.boxes_3d_to_msg(BOXES, _header(time.time_ns(), "lidar_top"))
+        from rclpy.serialization import serialize_message
+
+        truncated = serialize_message(good)[:-40]
+        graph.lidar.publish(truncated)  # raw bytes: rclpy publishes them as they are
+        graph.camera.publish(b"\x00\x01\x00\x00" + rng.bytes(64))
+        assert spin_until(nodes, lambda: node.health.input_errors.total >= 2)
+        graph.publish_frame(time.time_ns())
+        assert spin_until(nodes, lambda: len(graph.objects) == 1)
+        assert graph.objects[0].detections[0].bbox.center.position.x == pytest.approx(15.2)
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        graph.node.destroy_node()
+
+
 def test_latency_monitor_reports_per_topic_and_writes_summary(ros_context, spin_until,
                                                               tmp_path):
     summary = tmp_path / "latency.json"

@@ -329,11 +329,12 @@ def test_structured_view_is_zero_copy_and_fast_path_for_native_clouds():
     np.testing.assert_array_equal(cloud.xyz[:, 0], columns["x"])
 
 
-def test_core_cloud_drops_non_finite_points_and_keeps_ring():
+@pytest.mark.parametrize("z_dtype", [np.float64, np.float32])  # general path, packed-xyz path
+def test_core_cloud_drops_non_finite_points_and_keeps_ring(z_dtype):
     columns = {
         "x": np.array([1.0, np.nan, 3.0, 4.0], np.float32),
         "y": np.array([0.0, 0.0, np.inf, 1.0], np.float32),
-        "z": np.array([0.5, 0.5, 0.5, 0.5], np.float64),
+        "z": np.array([0.5, 0.5, 0.5, 0.5], z_dtype),
         "intensity": np.array([10, 20, 30, 40], np.uint8),
         "ring": np.array([0, 1, 2, 31], np.uint16),
     }
