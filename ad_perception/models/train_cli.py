@@ -7,6 +7,7 @@ command), ``best.pt`` + card for the best epoch, ``history.json`` for plots.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -37,8 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     camera.add_argument("--repeat-threshold", type=float, default=0.0,
                         help="repeat-factor sampling of frames with rare classes (LVIS t; "
                         "0 = uniform)")
-    camera.add_argument("--input-size", type=int, nargs=2, default=(640, 384),
-                        metavar=("W", "H"), help="network input, multiples of 32")
+    camera.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                        help="network input, multiples of 32 (default 640 384; with --init: "
+                        "the checkpoint's, or this size to fine-tune it at another "
+                        "resolution)")
     lidar = parser.add_argument_group("lidar model")
     lidar.add_argument("--pillar-size", type=float, default=0.32)
     lidar.add_argument("--range", type=float, nargs=6, metavar="M",
@@ -64,13 +67,16 @@ def build_task(args: argparse.Namespace):
         )
         from ad_perception.models.train_camera import CameraTask, load_camera_samples
 
+        input_size = getattr(args, "input_size", None)
         if args.init:
             model, card = load_checkpoint(args.init)
             config = CameraDetectorConfig.from_dict(card.config)
+            if input_size:  # the detector is fully convolutional: weights fit any size
+                config = dataclasses.replace(config, input_size=tuple(input_size))
         else:
             config = CameraDetectorConfig(width_multiplier=args.width_multiplier,
                                           fpn_channels=args.fpn_channels,
-                                          input_size=tuple(args.input_size))
+                                          input_size=tuple(input_size or (640, 384)))
             model = build_camera_detector(config)
         train = load_camera_samples(args.data, config.input_size, train_split,
                                     args.val_fraction, args.seed, cache_dir=cache)
@@ -112,7 +118,7 @@ def output_distillation(teacher: torch.nn.Module, task, weight: float):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ad_perception.models.checkpoint import CheckpointError, load_checkpoint
+    from ad_perception.models.checkpoint import CheckpointError, load_checkpoint, read_card
     from ad_perception.models.train_loop import TrainConfig, train
 
     torch.manual_seed(args.seed)
@@ -130,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
     produced_by = {"command": "ad-perception " + shlex.join(getattr(args, "argv", sys.argv[1:])),
                    "seed": args.seed, "data": [str(p) for p in args.data],
                    "val": [str(p) for p in (args.val or [])]}
+    if args.init:  # the lineage: what the starting weights were and how they were made
+        init_card = read_card(args.init)
+        produced_by["init"] = {"path": str(args.init), "sha256": init_card.sha256,
+                               "produced_by": init_card.produced_by}
     result = train(task, TrainConfig(epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
                                      threads=args.threads),
                    args.out, produced_by, resume=not args.no_resume, distillation=distillation)
