@@ -42,6 +42,7 @@ class _Replay:
 def main() -> int:
     from tqdm import tqdm
 
+    from ad_perception.core.frustum import LiftingConfig
     from ad_perception.core.fusion import FusionConfig, FusionPipeline
     from ad_perception.eval.offline import AP_SCORE_THRESHOLD, load_ground_truth, run_pipelines
     from ad_perception.eval.scoring import build_predictions, evaluate_predictions
@@ -54,6 +55,8 @@ def main() -> int:
     parser.add_argument("--weights", default="0,0.1,0.2,0.3,0.5,0.7",
                         help="camera class weights to try")
     parser.add_argument("--modes", default="linear,geometric")
+    parser.add_argument("--lifting", default="on",
+                        help="lift camera-only boxes to 3D: on, off or on,off (both)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -67,10 +70,11 @@ def main() -> int:
     cameras = [_Replay(camera) for _ in truths]
     lidars = [_Replay(lidar) for _ in truths]
     rows = []
-    settings = [(mode, float(w)) for mode in args.modes.split(",")
-                for w in args.weights.split(",")]
-    for mode, weight in tqdm(settings, desc="fusion settings"):
-        fusion = FusionPipeline(FusionConfig(camera_class_weight=weight, score_fusion=mode))
+    settings = [(lift, mode, float(w)) for lift in args.lifting.split(",")
+                for mode in args.modes.split(",") for w in args.weights.split(",")]
+    for lift, mode, weight in tqdm(settings, desc="fusion settings"):
+        fusion = FusionPipeline(FusionConfig(camera_class_weight=weight, score_fusion=mode,
+                                             lifting=LiftingConfig(enabled=lift == "on")))
         predictions = []
         for truth, cam, lid in zip(truths, cameras, lidars, strict=True):
             cam.rewind()
@@ -80,16 +84,16 @@ def main() -> int:
                 truth, outputs, tuple(lidar.config.point_cloud_range),
                 tuple(lidar.config.class_names)))
         score = evaluate_predictions(predictions).entry
-        rows.append({"mode": mode, "camera_class_weight": weight,
+        rows.append({"lifting": lift, "mode": mode, "camera_class_weight": weight,
                      "fused_class_accuracy": score["fused"]["class_accuracy"],
                      "fused_map_bev": score["fused"]["map_bev"],
                      "lidar_class_accuracy": score["lidar"]["class_accuracy"],
                      "lidar_map_bev": score["lidar"]["map_bev"],
                      "matched": score["fused"]["matched"]})
-    print(f"{'mode':10} {'w_cam':>6} {'fused acc':>10} {'fused mAP':>10} "
+    print(f"{'lifting':8} {'mode':10} {'w_cam':>6} {'fused acc':>10} {'fused mAP':>10} "
           f"{'lidar acc':>10} {'lidar mAP':>10}")
     for row in rows:
-        print(f"{row['mode']:10} {row['camera_class_weight']:6.2f} "
+        print(f"{row['lifting']:8} {row['mode']:10} {row['camera_class_weight']:6.2f} "
               f"{row['fused_class_accuracy']:10.5f} {row['fused_map_bev']:10.4f} "
               f"{row['lidar_class_accuracy']:10.5f} {row['lidar_map_bev']:10.4f}")
     if args.json:

@@ -250,14 +250,21 @@ def associate(cost: np.ndarray, allowed: np.ndarray, gate: float) -> np.ndarray:
 def class_distributions(
     class_ids: np.ndarray, scores: np.ndarray, classes: tuple[str, ...]
 ) -> np.ndarray:
-    """(N, K) distributions from one (class, score) per detection: the score on its class,
-    the rest spread evenly. An unknown class gives the uniform distribution (no opinion)."""
+    """(N, K) class distributions from one (class, score) per detection.
+
+    The score is a *detection* confidence, not a class posterior: a 0.2 car is an unsure
+    object, not an object that is more likely a truck. So the named class gets
+    ``1/K + (1 - 1/K) * score`` (uniform at score 0, certain at 1) and the rest share the
+    remainder: a sensor's own class is always its most likely one, and at camera weight 0
+    the fusion keeps every lidar class (the old mapping, score on the class, flipped lidar
+    boxes under 1/K to "car"). An unknown class gives the uniform distribution (no opinion).
+    """
     k = len(classes)
-    scores = np.clip(scores, 0.0, 1.0)
+    confidence = 1.0 / k + (1.0 - 1.0 / k) * np.clip(scores, 0.0, 1.0)
     column = np.array([classes.index(c) if c in classes else -1 for c in class_ids], dtype=int)
-    distributions = np.repeat(((1.0 - scores) / (k - 1))[:, None], k, axis=1)
+    distributions = np.repeat(((1.0 - confidence) / (k - 1))[:, None], k, axis=1)
     known = column >= 0
-    distributions[np.flatnonzero(known), column[known]] = scores[known]
+    distributions[np.flatnonzero(known), column[known]] = confidence[known]
     distributions[~known] = 1.0 / k
     return distributions
 
@@ -265,7 +272,8 @@ def class_distributions(
 def fuse_class_scores(
     camera: np.ndarray, lidar: np.ndarray, camera_weights: np.ndarray, mode: str = "linear"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fused class index (N,) and score (N,) from camera and lidar distributions (N, K).
+    """Fused class index (N,) and class probability (N,) from camera and lidar
+    distributions (N, K); ties go to the lidar's class.
 
     ``linear`` is a weighted average: robust when one sensor is confidently wrong.
     ``geometric`` is a weighted product of experts: agreement raises confidence, as for
@@ -280,8 +288,19 @@ def fuse_class_scores(
     else:
         raise ValueError(f"score fusion mode must be one of {SCORE_FUSION_MODES}, got {mode!r}")
     fused /= fused.sum(axis=1, keepdims=True)
-    best = fused.argmax(axis=1)
+    # argmax takes the first of equal values: break ties towards the lidar's choice instead
+    best = (fused + 1e-12 * (lidar == lidar.max(axis=1, keepdims=True))).argmax(axis=1)
     return best, fused[np.arange(len(fused)), best]
+
+
+def fuse_detection_scores(camera: np.ndarray, lidar: np.ndarray, camera_weight: float,
+                          mode: str = "linear") -> np.ndarray:
+    """Existence confidence of a matched pair, combined by the same rule as the classes, so
+    camera weight 0 leaves the lidar's score (and its AP ranking) unchanged."""
+    camera, lidar = np.clip(camera, 0.0, 1.0), np.clip(lidar, 0.0, 1.0)
+    if mode == "geometric":
+        return camera ** camera_weight * lidar ** (1.0 - camera_weight)
+    return camera_weight * camera + (1.0 - camera_weight) * lidar
 
 
 class FusionPipeline:
@@ -330,15 +349,15 @@ class FusionPipeline:
         class_ids = lidar.class_ids.copy()
         scores = lidar.scores.copy()
         if len(pairs):
-            best, fused_scores = fuse_class_scores(
-                class_distributions(camera.class_ids[pairs[:, 1]], camera.scores[pairs[:, 1]],
-                                    config.classes),
-                class_distributions(lidar.class_ids[pairs[:, 0]], lidar.scores[pairs[:, 0]],
-                                    config.classes),
+            camera_scores, lidar_scores = camera.scores[pairs[:, 1]], lidar.scores[pairs[:, 0]]
+            best, _ = fuse_class_scores(
+                class_distributions(camera.class_ids[pairs[:, 1]], camera_scores, config.classes),
+                class_distributions(lidar.class_ids[pairs[:, 0]], lidar_scores, config.classes),
                 config.camera_weights(), config.score_fusion,
             )
             class_ids[pairs[:, 0]] = np.asarray(config.classes, dtype=CLASS_ID_DTYPE)[best]
-            scores[pairs[:, 0]] = fused_scores
+            scores[pairs[:, 0]] = fuse_detection_scores(
+                camera_scores, lidar_scores, config.camera_weights()[best], config.score_fusion)
         objects = Boxes3D(lidar.centers, lidar.sizes, lidar.yaws, scores, class_ids,
                           lidar.ids, frame_id=source_frame)
         provenance = np.full(len(lidar), LIDAR_ONLY, dtype=PROVENANCE_DTYPE)

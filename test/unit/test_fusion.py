@@ -18,6 +18,7 @@ from ad_perception.core.fusion import (
     associate,
     class_distributions,
     fuse_class_scores,
+    fuse_detection_scores,
     project_boxes_to_image,
 )
 from ad_perception.core.geometry import R_BODY_FROM_OPTICAL, invert_transform, make_transform
@@ -316,12 +317,32 @@ def test_class_score_fusion_prefers_the_confident_sensor():
     camera = class_distributions(np.array(["truck", "car"]), np.array([0.85, 0.4]), classes)
     lidar = class_distributions(np.array(["car", "truck"]), np.array([0.45, 0.9]), classes)
     np.testing.assert_allclose(camera.sum(axis=1), 1.0)
-    for mode in ("linear", "geometric"):
-        best, score = fuse_class_scores(camera, lidar, np.full(4, 0.7), mode)
+    for mode in ("linear", "geometric"):  # equal trust: the confident one wins each pair
+        best, score = fuse_class_scores(camera, lidar, np.full(4, 0.5), mode)
         np.testing.assert_array_equal(best, [1, 1])
         assert np.all((score > 0) & (score <= 1))
     unknown = class_distributions(np.array(["bus"]), np.array([0.9]), classes)
     np.testing.assert_allclose(unknown, 0.25)
+
+
+@pytest.mark.parametrize("mode", ["linear", "geometric"])
+def test_a_sensor_with_all_the_weight_keeps_its_classes_at_any_score(mode):
+    """A detection score is existence confidence: a 0.1 lidar "truck" must stay a truck when
+    the camera has no say (it used to flip to the first class once under 1/K)."""
+    classes = ("car", "truck", "pedestrian", "cyclist")
+    rng = np.random.default_rng(12)
+    lidar_ids, camera_ids = rng.choice(classes, 200), rng.choice(classes, 200)
+    lidar_scores, camera_scores = rng.uniform(0, 1, 200), rng.uniform(0, 1, 200)
+    lidar_scores[:5] = 1e-4  # hardly any confidence: still its own class
+    lidar = class_distributions(lidar_ids, lidar_scores, classes)
+    camera = class_distributions(camera_ids, camera_scores, classes)
+    best, _ = fuse_class_scores(camera, lidar, np.zeros(4), mode)
+    np.testing.assert_array_equal(np.asarray(classes)[best], lidar_ids)
+    best, _ = fuse_class_scores(camera, lidar, np.ones(4), mode)
+    confident = camera_scores > 0
+    np.testing.assert_array_equal(np.asarray(classes)[best][confident], camera_ids[confident])
+    np.testing.assert_allclose(fuse_detection_scores(camera_scores, lidar_scores, 0.0, mode),
+                               lidar_scores)
 
 
 def test_nearest_dense_cluster_skips_stray_points_in_front():
