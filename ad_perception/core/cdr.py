@@ -27,7 +27,12 @@ from typing import NamedTuple
 import numpy as np
 
 from ad_perception.core.geometry import quaternion_to_yaw, yaw_to_quaternion
-from ad_perception.core.sensor_codecs import ConversionError, FieldLayout
+from ad_perception.core.sensor_codecs import (
+    ConversionError,
+    FieldLayout,
+    ImagePayload,
+    PointCloudPayload,
+)
 from ad_perception.core.types import Boxes3D, Detections2D
 
 CDR_LE, CDR_BE = b"\x00\x01", b"\x00\x00"
@@ -61,31 +66,17 @@ class Stamp:
 
 
 @dataclass
-class RawImage:
-    """sensor_msgs/Image fields; ``data`` views the received bytes."""
+class RawImage(ImagePayload):
+    """sensor_msgs/Image fields; ``data`` views the received bytes (np.ndarray)."""
 
-    header: Stamp
-    height: int
-    width: int
-    encoding: str
-    is_bigendian: int
-    step: int
-    data: np.ndarray
+    header: Stamp = Stamp(0, 0, "")
 
 
 @dataclass
-class RawPointCloud2:
-    """sensor_msgs/PointCloud2 fields; ``data`` views the received bytes."""
+class RawPointCloud2(PointCloudPayload):
+    """sensor_msgs/PointCloud2 fields; ``data`` views the received bytes (np.ndarray)."""
 
-    header: Stamp
-    height: int
-    width: int
-    fields: list[FieldLayout]
-    is_bigendian: bool
-    point_step: int
-    row_step: int
-    data: np.ndarray
-    is_dense: bool
+    header: Stamp = Stamp(0, 0, "")
 
 
 class _Writer:
@@ -310,7 +301,7 @@ def read_image(raw: bytes | bytearray | memoryview) -> RawImage:
     step = reader.u32()
     data = reader.byte_sequence()
     reader.done()
-    return RawImage(header, height, width, encoding, is_bigendian, step, data)
+    return RawImage(height, width, encoding, is_bigendian, step, data, header=header)
 
 
 def read_pointcloud2(raw: bytes | bytearray | memoryview) -> RawPointCloud2:
@@ -329,8 +320,8 @@ def read_pointcloud2(raw: bytes | bytearray | memoryview) -> RawPointCloud2:
     data = reader.byte_sequence()
     is_dense = bool(reader.u8())
     reader.done()
-    return RawPointCloud2(header, height, width, fields, is_bigendian, point_step, row_step,
-                          data, is_dense)
+    return RawPointCloud2(height, width, fields, is_bigendian, point_step, row_step, data,
+                          is_dense, header=header)
 
 
 __all__ = ["RawImage", "RawPointCloud2", "Stamp", "Time", "decode_boxes_3d",

@@ -76,6 +76,12 @@ class Graph:
                 ("base_link", "lidar_top"): T_BASE_FROM_LIDAR,
                 ("lidar_top", "camera_front_optical"): T_LIDAR_FROM_CAMERA}))
 
+    def calibrate(self, fusion: FusionNode, spin_until) -> bool:
+        """Publish CameraInfo and /tf_static and wait until ``fusion`` can use both."""
+        self.publish_calibration()
+        return spin_until([fusion, self.node], lambda: fusion.fusion.camera_model is not None
+                          and fusion.fusion.tf.can_transform("base_link", "lidar_top"))
+
     def publish_frame(self, stamp_ns: int, camera: bool = True, lidar: bool = True) -> None:
         if camera:
             self.camera.publish(conversions.detections_2d_to_msg(
@@ -105,9 +111,7 @@ def test_fused_then_lidar_only_when_the_camera_stops(ros_context, spin_until):
     graph = Graph(ros_context)
     nodes = [node, graph.node]
     try:
-        graph.publish_calibration()
-        assert spin_until(nodes, lambda: node.fusion.camera_model is not None
-                          and node.fusion.tf.can_transform("base_link", "lidar_top"))
+        assert graph.calibrate(node, spin_until)
         now = time.time_ns()
         graph.publish_frame(now)
         assert spin_until(nodes, lambda: graph.objects and graph.markers)
@@ -173,9 +177,7 @@ def test_corrupt_detection_bytes_are_counted_and_fusion_goes_on(ros_context, spi
     graph = Graph(ros_context)
     nodes = [node, graph.node]
     try:
-        graph.publish_calibration()
-        assert spin_until(nodes, lambda: node.fusion.camera_model is not None
-                          and node.fusion.tf.can_transform("base_link", "lidar_top"))
+        assert graph.calibrate(node, spin_until)
         rng = np.random.default_rng(11)
         good = conversions.boxes_3d_to_msg(BOXES, _header(time.time_ns(), "lidar_top"))
         from rclpy.serialization import serialize_message
