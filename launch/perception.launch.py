@@ -3,11 +3,12 @@
     ros2 launch ad_perception perception.launch.py variant:=baseline device:=cpu
     ad-perception launch perception.launch.py composed:=true     # (pip ROS, no launch_ros)
 
-One process per node, or all of them in one process on a MultiThreadedExecutor
-(``composed:=true``). Per-node settings live in config/<node>.yaml; the arguments below
-override the model settings, topics and frames. Topic arguments remap the nodes' relative
-names (image, camera_info, points, detections, objects), so the graph can sit on any
-sensor layout, e.g. carla-ros-bridge (carla_perception.launch.py).
+One process per node, or all of them in one process (``composed:=true``; single-threaded
+executor by default, ``executor:=multi`` for a MultiThreadedExecutor). Per-node settings
+live in config/<node>.yaml; the arguments below override the model settings, topics and
+frames. Topic arguments remap the nodes' relative names (image, camera_info, points,
+detections, objects), so the graph can sit on any sensor layout, e.g. carla-ros-bridge
+(carla_perception.launch.py).
 """
 
 import os
@@ -32,7 +33,9 @@ ARGUMENTS = [
     ("threads", "1", "inference threads per detector"),
     ("namespace", "", "namespace of the perception nodes"),
     ("use_sim_time", "false", "use /clock (bag replay with --clock, CARLA)"),
-    ("composed", "false", "all nodes in one process (MultiThreadedExecutor)"),
+    ("composed", "false", "all nodes in one process"),
+    ("executor", "single", "composed mode's executor: single (SingleThreadedExecutor; the "
+     "detectors infer in worker threads) or multi (MultiThreadedExecutor)"),
     ("with_monitor", "true", "start the latency_monitor"),
     ("image_topic", "/sensing/camera/front/image_raw", "camera image (sensor_msgs/Image)"),
     ("camera_info_topic", "/sensing/camera/front/camera_info", "sensor_msgs/CameraInfo"),
@@ -91,7 +94,7 @@ def _nodes(context):
     ros_arguments = ["--log-level", arg("log_level")]
 
     if arg("composed").lower() == "true":
-        cli = ["--nodes", ",".join(names)]
+        cli = ["--nodes", ",".join(names), "--executor", arg("executor")]
         for name, path in models.items():
             if path:
                 cli += [f"--{name.split('_')[0]}-model", path]

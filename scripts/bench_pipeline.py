@@ -13,7 +13,9 @@ sensor transport into the detector, message decoding, packing, publishing, and t
 fusion and on to the monitor (medians, so an estimate). The bag player's own lateness (it
 reads and sends camera and lidar from one thread, so the sweep waits for the image's publish)
 is a sensor driver's delay, not ROS overhead: it stays in the reported end-to-end latency but
-is taken out of the overhead share, on both sides of the division. A variant whose models
+is taken out of the overhead share, on both sides of the division. The first ``--warmup-s``
+seconds of fused output (first inferences, allocations) are counted as frames out but left
+out of the latency figures (the monitor's ``warmup_s``). A variant whose models
 are not built yet is reported as missing, not as a failure of the run.
 
     .venv/bin/python scripts/bench_pipeline.py --json pipeline.json \\
@@ -42,7 +44,10 @@ IMAGE, INFO, POINTS = ("/sensing/camera/front/image_raw", "/sensing/camera/front
                        "/sensing/lidar/top/points")
 CAMERA_OUT, LIDAR_OUT, FUSED = ("/perception/camera/front/detections",
                                 "/perception/lidar/detections", "/perception/objects")
-MODES = {"composed": "true", "multiprocess": "false"}
+# mode -> launch arguments
+MODES = {"composed": {"composed": "true", "executor": "single"},
+         "composed_multi": {"composed": "true", "executor": "multi"},
+         "multiprocess": {"composed": "false"}}
 COMPUTE = ("preprocess", "inference", "postprocess")
 HANDLING = ("conversion", "pack", "publish")
 
@@ -68,6 +73,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--keep", type=Path, help="keep the node summaries in this folder")
     parser.add_argument("--extra-params", type=Path, help="a parameters YAML loaded after the "
                         "package's (launch argument extra_params), e.g. to compare QoS")
+    parser.add_argument("--warmup-s", type=float, default=3.0,
+                        help="seconds of fused output at the start left out of the latency "
+                        "figures (first inferences, allocation); counted, and in frames out")
     args = parser.parse_args()
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     args.custom_models = {}
@@ -184,6 +192,19 @@ def ros_overhead(summaries: dict[str, dict], e2e_p50: float,
             "share": total / e2e_from_publish if e2e_from_publish > 0 else None}
 
 
+def _params_file(args: argparse.Namespace, workdir: Path) -> Path:
+    """The user's --extra-params with the monitor's warm-up added (one file per launch)."""
+    import yaml
+
+    params = yaml.safe_load(args.extra_params.read_text()) if args.extra_params else {}
+    monitor = params.setdefault("/**/latency_monitor", {}).setdefault("ros__parameters", {})
+    monitor["warmup_s"] = args.warmup_s
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "bench_params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
 def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
              workdir: Path) -> dict:
     import rclpy
@@ -196,10 +217,9 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
     from ad_perception.ros.replay_when_ready import graph_ready, wait_until
 
     summary_dir = workdir / f"{name}_{mode}"
-    arguments = models | {"composed": MODES[mode], "threads": str(args.threads),
+    arguments = models | MODES[mode] | {"threads": str(args.threads),
                           "summary_dir": str(summary_dir), "log_level": "warn"}
-    if args.extra_params:
-        arguments["extra_params"] = str(args.extra_params.resolve())
+    arguments["extra_params"] = str(_params_file(args, workdir))
     errors: list[str] = []
     handle = LaunchRunner(LAUNCH, arguments, output=lambda who, line, err: errors.append(
         f"[{who}] {line}") if err and "Failed to publish log" not in line else None).start()
@@ -238,10 +258,11 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
     overhead = ros_overhead(summaries, e2e_p50,
                             {t: played.lateness_p50_ms(t) for t in (IMAGE, POINTS)})
     gate_drops = {n: summaries[n]["dropped"] for n in ("camera_detector", "lidar_detector")}
-    frames_out = int(fused["count"] - fused["duplicates"])
+    frames_out = int(fused["count"] + fused.get("warmup", 0) - fused["duplicates"])
     return {
         "name": name, "mode": mode, "status": "ok",
         "e2e_ms_p50": e2e_p50, "e2e_ms_p99": e2e_p99, "e2e_ms_max": fused["max_ms"],
+        "warmup_frames": fused.get("warmup", 0),
         "frames_in": frames_in, "frames_out": frames_out,
         "dropped": max(frames_in - frames_out, 0),  # sensor frames without a fused output
         "gate_drops": gate_drops,  # replaced in a detector's gate while it was busy

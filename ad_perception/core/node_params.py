@@ -177,6 +177,9 @@ MONITOR = [
               check=topics_check),
     ParamSpec("window_s", 10.0, "sliding window of the live statistics",
               check=in_range(0.0, 3600.0, low_open=True)),
+    ParamSpec("warmup_s", 0.0, "messages in the first seconds after a topic's first one count "
+              "only as 'warmup' in the shutdown totals (start-up is not steady state)",
+              check=in_range(0.0, 600.0)),
     ParamSpec("stale_after_s", 1.0, "a topic silent for longer is reported STALE",
               runtime=True, check=in_range(0.0, 600.0, low_open=True)),
 ]

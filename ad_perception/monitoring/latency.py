@@ -79,7 +79,7 @@ class TopicLatencyTracker:
 
     def __init__(self, window_s: float = 10.0, expected_rate_hz: float | None = None,
                  stale_threshold_ms: float = 150.0, max_samples: int = 10_000,
-                 reservoir_size: int = 4096, seed: int = 0) -> None:
+                 reservoir_size: int = 4096, seed: int = 0, warmup_s: float = 0.0) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0 seconds, got {window_s}")
         if expected_rate_hz is not None and not expected_rate_hz > 0:
@@ -87,6 +87,8 @@ class TopicLatencyTracker:
                              f"from the stamps; got {expected_rate_hz}")
         if not stale_threshold_ms > 0:
             raise ValueError(f"stale_threshold_ms must be > 0, got {stale_threshold_ms}")
+        if not warmup_s >= 0:
+            raise ValueError(f"warmup_s must be >= 0 seconds, got {warmup_s}")
         if max_samples < 2 or reservoir_size < 1:
             raise ValueError("max_samples must be >= 2 and reservoir_size >= 1, got "
                              f"{max_samples} and {reservoir_size}")
@@ -101,7 +103,12 @@ class TopicLatencyTracker:
         self._intervals: deque[int] = deque(maxlen=_LEARN_INTERVALS)
         self._unjudged_gaps: list[tuple[int, int]] = []
         self._open_gaps: deque[list[int]] = deque(maxlen=_OPEN_GAPS)  # [lo, hi, drops left]
-        self._totals = {"count": 0, "drops": 0, "duplicates": 0, "out_of_order": 0, "stale": 0}
+        self._totals = {"count": 0, "drops": 0, "duplicates": 0, "out_of_order": 0, "stale": 0,
+                        "warmup": 0}
+        # Start-up (first inferences, allocation, discovery) is not steady state: messages in
+        # the first ``warmup_s`` after the first one only count as "warmup" in the totals.
+        self.warmup_ns = int(warmup_s * NS_PER_S)
+        self._first_receive_ns: int | None = None
         self._latency_sum_ms = 0.0
         self._latency_max_ms = -math.inf
         self._reservoir: list[float] = []
@@ -112,6 +119,12 @@ class TopicLatencyTracker:
     def observe(self, stamp_ns: int, receive_ns: int) -> None:
         """Record one message: its header stamp and when it was received (same clock)."""
         stamp_ns, receive_ns = int(stamp_ns), int(receive_ns)
+        if self._first_receive_ns is None:
+            self._first_receive_ns = receive_ns
+        if receive_ns - self._first_receive_ns < self.warmup_ns:
+            self._totals["warmup"] += 1
+            self._newest_stamp = max(stamp_ns, self._newest_stamp or stamp_ns)
+            return
         self._evict(receive_ns)
         kind = self._classify(stamp_ns)
         latency_ms = (receive_ns - stamp_ns) / NS_PER_MS

@@ -27,7 +27,8 @@ class LatencyReport:
     """Trackers for ``topics``; thread-safe (subscriptions may run on several threads)."""
 
     def __init__(self, topics: Iterable[str], config: DiagnosticsConfig | None = None,
-                 expected_rate_hz: float | None = None, window_s: float = 10.0) -> None:
+                 expected_rate_hz: float | None = None, window_s: float = 10.0,
+                 warmup_s: float = 0.0) -> None:
         self.topics = list(dict.fromkeys(topics))
         if not self.topics:
             raise ValueError("at least one topic to watch is needed")
@@ -36,7 +37,8 @@ class LatencyReport:
         self._lock = threading.Lock()
         self._trackers = {
             topic: TopicLatencyTracker(window_s, self.expected_rate_hz,
-                                       stale_threshold_ms=self.config.latency_error_ms)
+                                       stale_threshold_ms=self.config.latency_error_ms,
+                                       warmup_s=warmup_s)
             for topic in self.topics}
         self.types: dict[str, str] = {}
 

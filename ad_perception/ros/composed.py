@@ -1,4 +1,11 @@
-"""perception_composed: every perception node in one process, one MultiThreadedExecutor.
+"""perception_composed: every perception node in one process, one executor.
+
+The executor is single-threaded by default: the heavy work already runs in each detector's
+worker thread, every callback left is short (raw CDR in, a gate offer, a fusion step), and
+rclpy's MultiThreadedExecutor adds per-callback futures and GIL hand-offs between its
+threads that starved the fusion and monitor callbacks on 2 cores (measured in
+docs/benchmarks.md: p99 1.8 s and half the frames lost with it, 85 ms and none without).
+``--executor multi`` keeps it available.
 
 One process saves the serialisation and the loopback hop between the nodes' address spaces
 (and the per-process interpreter and model memory); the pipeline benchmark compares it with
@@ -15,7 +22,11 @@ import os
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.parameter import Parameter
 from rclpy.utilities import remove_ros_args
 
@@ -36,6 +47,8 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
                         help="each node writes <DIR>/<node>.json at shutdown")
     parser.add_argument("--monitor-summary", default="",
                         help="latency_monitor summary path when --summary-dir is not given")
+    parser.add_argument("--executor", choices=("single", "multi"), default="single",
+                        help="SingleThreadedExecutor (default) or MultiThreadedExecutor")
     parser.add_argument("--executor-threads", type=int, default=0,
                         help="MultiThreadedExecutor threads (0: one per node)")
     options = parser.parse_args(argv)
@@ -90,8 +103,12 @@ def main(args: list[str] | None = None) -> int:
             except ConfigError as err:
                 print(f"configuration error: {err}", file=sys.stderr, flush=True)
                 return 2
-            threads = options.executor_threads or len(nodes) + 1
-            spin_nodes(nodes, MultiThreadedExecutor(num_threads=threads))
+            if options.executor == "multi":
+                threads = options.executor_threads or len(nodes) + 1
+                executor = MultiThreadedExecutor(num_threads=threads)
+            else:
+                executor = SingleThreadedExecutor()
+            spin_nodes(nodes, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     return 0

@@ -30,7 +30,7 @@ class LatencyMonitorNode(PerceptionNode):
         super().__init__("latency_monitor", NODE_PARAMS["latency_monitor"], **kwargs)
         self.report = LatencyReport(self.params["topics"], diagnostics_config(self.params),
                                     self.params["expected_rate_hz"] or None,
-                                    self.params["window_s"])
+                                    self.params["window_s"], self.params["warmup_s"])
         self._watched: dict[str, Any] = {}
         self._headline = self.report.topics[-1]
         self._discover()

@@ -56,10 +56,14 @@ def _pipeline(kind: str, core: Any, config: Any, score_threshold: float | None) 
 
 
 def _set_torch_threads(threads: int) -> None:
+    """The detector's thread budget covers its pre/post-processing too: torch ops
+    (pillarisation, NMS) and OpenCV's resize would otherwise each fan out to every core."""
     if threads:
+        import cv2
         import torch
 
         torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
 
 
 def _float_core_from_torch(model: Any, kind: str, config: Any, backend: str, device: str,

@@ -215,8 +215,10 @@ def _malformed(stamp_ns: int) -> tuple[Image, PointCloud2]:
 
 def test_malformed_input_and_missing_tf_are_counted_while_good_input_flows(
         tiny_models, drive, listener, tmp_path):
-    """Composed mode this time (one process, MultiThreadedExecutor)."""
-    handle = _launch(tiny_models | {"composed": "true", "summary_dir": str(tmp_path)})
+    """Composed mode this time (one process; the MultiThreadedExecutor, so both executors
+    are covered: the presets test runs the default single-threaded one)."""
+    handle = _launch(tiny_models | {"composed": "true", "executor": "multi",
+                                    "summary_dir": str(tmp_path)})
     try:
         image_pub = listener.node.create_publisher(Image, IMAGE, reliable_qos(1))
         points_pub = listener.node.create_publisher(PointCloud2, POINTS, reliable_qos(1))

@@ -72,9 +72,9 @@ def test_composed_mode_is_one_process_with_node_scoped_remaps():
     (name,) = plan
     cmd, files = plan[name]
     assert Path(cmd[0]).name == "perception_composed"
-    assert cmd[1:5] == ["--nodes", "camera_detector,lidar_detector,fusion",
-                        "--lidar-model", "/models/lidar"]
-    assert cmd[5] == "--monitor-summary" and cmd[6].endswith("ad_perception/latency_summary.json")
+    assert cmd[1:7] == ["--nodes", "camera_detector,lidar_detector,fusion",
+                        "--executor", "single", "--lidar-model", "/models/lidar"]
+    assert cmd[7] == "--monitor-summary" and cmd[8].endswith("ad_perception/latency_summary.json")
     assert "__ns:=/vehicle" in cmd
     remaps = _remaps(cmd)
     assert remaps["camera_detector:image"] == "/sensing/camera/front/image_raw"

@@ -180,3 +180,22 @@ def test_missed_between_rounds_to_whole_periods(gap_periods, missed):
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         TopicLatencyTracker(**kwargs)
+
+
+def test_warmup_messages_stay_out_of_the_totals_but_not_the_sequence():
+    """Start-up latencies (first inferences) are counted apart; drops are still judged from
+    the last warm-up stamp, so a gap right after warm-up is not lost."""
+    from ad_perception.monitoring.latency import TopicLatencyTracker
+
+    tracker = TopicLatencyTracker(expected_rate_hz=10.0, warmup_s=0.5)
+    period = 100_000_000
+    t0 = 5 * 10**9
+    for i in [*range(15), *range(16, 30)]:  # frame 15 lost
+        latency = 400_000_000 if i < 5 else 50_000_000  # slow start
+        tracker.observe(t0 + i * period, t0 + i * period + latency)
+    # the first arrives at 0.4 s, so arrivals before 0.9 s (frames 0-8) are warm-up
+    totals = tracker.totals()
+    assert totals["warmup"] == 9 and totals["count"] == 20 and totals["drops"] == 1
+    assert totals["max_ms"] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="warmup_s"):
+        TopicLatencyTracker(warmup_s=-1.0)
