@@ -105,7 +105,7 @@ def test_bench_pipeline_json_shape(models, tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench_pipeline.py"), "--json",
          str(tmp_path / "bench.json"), "--bag", str(bag), "--variants",
-         "baseline,no_such_variant", "--modes", "composed", "--camera-model",
+         "baseline,no_such_variant", "--modes", "composed", "--warmup-s", "0", "--camera-model",
          models["camera_model"], "--lidar-model", models["lidar_model"]],
         env=ros_environment(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -113,9 +113,9 @@ def test_bench_pipeline_json_shape(models, tmp_path):
     ok, missing = rows
     assert missing["status"] == "missing" and "unknown variant" in missing["reason"]
     for key in ("name", "mode", "e2e_ms_p50", "e2e_ms_p99", "frames_in", "frames_out",
-                "dropped", "ros_overhead_share", "cpu_percent"):
+                "dropped", "ros_overhead_share", "cpu_percent", "warmup_frames"):
         assert key in ok
-    assert ok["mode"] == "composed" and ok["frames_in"] == 10
+    assert ok["mode"] == "composed" and ok["frames_in"] == 10 and ok["warmup_frames"] == 0
     assert 0 < ok["frames_out"] <= 10 and 0 < ok["e2e_ms_p50"] <= ok["e2e_ms_p99"]
     assert 0.0 < ok["ros_overhead_share"] < 1.0 and ok["cpu_percent"] > 0
     assert "baseline" in result.stdout and "e2e p99" in result.stdout

@@ -98,7 +98,9 @@ def test_rerun_resumes_the_finetunes(variant, workspace, capsys):
     root, bag, baseline = workspace
     code, captured = _compress(root, bag, baseline, root / "every_step.yaml", variant, capsys)
     assert code == 0
-    assert captured.out.count("resuming") >= 2  # the between-iterations and main finetunes
+    # the between-iterations and main fine-tunes pick up their finished states, not retrain
+    reused = captured.out.count("already trained") + captured.out.count("resuming")
+    assert reused >= 2, captured.out[-2000:]
 
 
 def test_tampered_variant_files_are_named(variant, tmp_path):
