@@ -350,14 +350,15 @@ class FusionPipeline:
         scores = lidar.scores.copy()
         if len(pairs):
             camera_scores, lidar_scores = camera.scores[pairs[:, 1]], lidar.scores[pairs[:, 0]]
+            weights = config.camera_weights()
             best, _ = fuse_class_scores(
                 class_distributions(camera.class_ids[pairs[:, 1]], camera_scores, config.classes),
                 class_distributions(lidar.class_ids[pairs[:, 0]], lidar_scores, config.classes),
-                config.camera_weights(), config.score_fusion,
+                weights, config.score_fusion,
             )
             class_ids[pairs[:, 0]] = np.asarray(config.classes, dtype=CLASS_ID_DTYPE)[best]
             scores[pairs[:, 0]] = fuse_detection_scores(
-                camera_scores, lidar_scores, config.camera_weights()[best], config.score_fusion)
+                camera_scores, lidar_scores, weights[best], config.score_fusion)
         objects = Boxes3D(lidar.centers, lidar.sizes, lidar.yaws, scores, class_ids,
                           lidar.ids, frame_id=source_frame)
         provenance = np.full(len(lidar), LIDAR_ONLY, dtype=PROVENANCE_DTYPE)

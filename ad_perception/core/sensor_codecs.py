@@ -313,7 +313,11 @@ def pointcloud_to_columns(msg: Any, organised: bool = False) -> dict[str, np.nda
     Columns are strided views of the payload where the byte order allows it, copies otherwise.
     """
     points = pointcloud_to_structured(msg, organised=organised)
-    return {name: _to_native(points[name]) for name in points.dtype.names}
+    return _native_columns(points, points.dtype.names)
+
+
+def _native_columns(points: np.ndarray, names: Any) -> dict[str, np.ndarray]:
+    return {name: _to_native(points[name]) for name in names if name in points.dtype.names}
 
 
 def finite_xyz_mask(columns: dict[str, np.ndarray]) -> np.ndarray:
@@ -357,14 +361,12 @@ def pointcloud_to_core(msg: Any, keep_non_finite: bool = False) -> PointCloud:
     points = pointcloud_to_structured(msg)
     xyz = _packed_xyz(points)
     if xyz is None:
-        columns = {name: _to_native(points[name]) for name in points.dtype.names}
+        columns = _native_columns(points, points.dtype.names)
         keep = finite_xyz_mask(columns)  # also checks that x, y, z exist and are scalar
         xyz = np.stack([columns["x"], columns["y"], columns["z"]], axis=1)
     else:  # column by column: all(axis=1) over (N, 3) is 5x slower
         keep = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1]) & np.isfinite(xyz[:, 2])
-        columns = {name: points[name] for name in ("intensity", "ring")
-                   if name in points.dtype.names}
-        columns = {name: _to_native(column) for name, column in columns.items()}
+        columns = _native_columns(points, ("intensity", "ring"))
     intensity = columns.get("intensity")
     ring = columns.get("ring")
     if (intensity is not None and intensity.ndim != 1) or (ring is not None and ring.ndim != 1):

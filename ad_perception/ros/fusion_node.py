@@ -11,6 +11,7 @@ or CameraInfo is counted and reported, and the node keeps publishing what it can
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -51,14 +52,16 @@ class FusionNode(PerceptionNode):
         self._missing_now: set[str] = set()
         self._camera_info_key: tuple | None = None
         # All callbacks stay in the node's default (mutually exclusive) group: the matcher
-        # and counters are not thread-safe, and composed mode uses a multi-threaded executor.
+        # and counters are not thread-safe, and composed mode may use a multi-threaded executor.
         sensor_qos = qos.from_params(params, "input")
         detections_qos = qos.profile("reliable", 2)
         # raw: detections are read straight from CDR (ad_perception.core.cdr), no rclpy objects
-        self.create_subscription(Detection2DArray, "camera/detections", self._on_camera,
-                                 detections_qos, raw=True)
-        self.create_subscription(Detection3DArray, "lidar/detections", self._on_lidar,
-                                 detections_qos, raw=True)
+        self.create_subscription(Detection2DArray, "camera/detections",
+                                 functools.partial(self._on_detections, CAMERA), detections_qos,
+                                 raw=True)
+        self.create_subscription(Detection3DArray, "lidar/detections",
+                                 functools.partial(self._on_detections, LIDAR), detections_qos,
+                                 raw=True)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, sensor_qos)
         for topic in params["tf_topics"]:
             tf_qos = qos.tf_static_qos() if topic.endswith("tf_static") else qos.profile(
@@ -92,29 +95,21 @@ class FusionNode(PerceptionNode):
         self.health.rejected(f"{what}: {err}", now_ns)
         self.warn_throttled(what, f"skipped a bad {what} message: {err}")
 
-    def _on_camera(self, raw: bytes) -> None:
+    def _on_detections(self, sensor: str, raw: bytes) -> None:
         now = self.now_ns()
         started = time.perf_counter()
         try:
-            stamp, detections = cdr.decode_detections_2d(raw)
+            if sensor == CAMERA:
+                stamp, detections = cdr.decode_detections_2d(raw)
+                frame = CameraFrame(detections, stamp.frame_id, now)
+            else:
+                stamp, boxes = cdr.decode_boxes_3d(raw)
+                frame = LidarFrame(boxes, now)
         except conversions.ConversionError as err:
-            self._reject("camera detections", err, now)
+            self._reject(f"{sensor} detections", err, now)
             return
-        frame = CameraFrame(detections, stamp.frame_id, now)
         frame.decode_ms = (time.perf_counter() - started) * 1e3
-        self._add(CAMERA, stamp.ns, frame, now)
-
-    def _on_lidar(self, raw: bytes) -> None:
-        now = self.now_ns()
-        started = time.perf_counter()
-        try:
-            stamp, boxes = cdr.decode_boxes_3d(raw)
-        except conversions.ConversionError as err:
-            self._reject("lidar detections", err, now)
-            return
-        frame = LidarFrame(boxes, now)
-        frame.decode_ms = (time.perf_counter() - started) * 1e3
-        self._add(LIDAR, stamp.ns, frame, now)
+        self._add(sensor, stamp.ns, frame, now)
 
     def _add(self, sensor: str, stamp: int, frame: Any, now: int) -> None:
         self.health.input(f"{sensor}/detections", stamp, now)
