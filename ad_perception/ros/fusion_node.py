@@ -175,6 +175,13 @@ class FusionNode(PerceptionNode):
             self.health.failed(str(err), now)
             self.warn_throttled("fusion", f"fusion failed for a frame: {err}")
             return
+        if not fused.frame_id:
+            # a camera-only set before any lidar box or cloud named the lidar frame: there is
+            # no frame to state the objects in, and planning must not get a frameless array
+            self._kinds["skipped"].add(now)
+            self.warn_throttled("frame", "camera-only frame skipped: the lidar frame is not "
+                                "known yet (no lidar detections or points received)")
+            return
         self._kinds[frames.kind].add(now)
         self._track_missing(fused.missing, now)
         seconds, nanoseconds = divmod(fused.stamp_ns, NS_PER_S)

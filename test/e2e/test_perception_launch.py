@@ -166,11 +166,21 @@ def test_launched_graph_publishes_every_output_with_sensor_stamps(tiny_models, d
                                                                   listener, tmp_path):
     handle = _launch(tiny_models | {"summary_dir": str(tmp_path)})
     try:
+        # extrinsics first, as on a vehicle (robot_state_publisher starts before the sensors):
+        # the nodes decode CDR fast enough that a first frame could otherwise beat /tf_static
+        _play(listener, drive, ["/tf_static"])
+        listener.spin_until(lambda: False, timeout=1.0)
         sent = _play(listener, drive, [*SENSORS, "/tf_static"])
         assert listener.spin_until(lambda: all(listener.received.values()), timeout=30), (
             {t: len(m) for t, m in listener.received.items()}, list(handle.lines)[-40:])
-        assert listener.spin_until(lambda: len(listener.received["/perception/objects"]) >= 4,
-                                   timeout=10)
+        def enough_objects() -> bool:
+            return len(listener.received["/perception/objects"]) >= 4
+
+        if not listener.spin_until(enough_objects, timeout=10):
+            # The first frames of a cold graph can be replaced in a detector's gate while its
+            # first inference runs (counted drops, by design); a second drive is warm.
+            sent |= _play(listener, drive, [*SENSORS, "/tf_static"])
+        assert listener.spin_until(enough_objects, timeout=10)
         for topic in ("/perception/camera/front/detections", "/perception/lidar/detections",
                       "/perception/objects"):
             stamps = [_stamp(m) for m in listener.received[topic]]

@@ -195,6 +195,27 @@ def test_corrupt_detection_bytes_are_counted_and_fusion_goes_on(ros_context, spi
         graph.node.destroy_node()
 
 
+def test_camera_only_frames_before_any_lidar_frame_are_skipped_not_frameless(ros_context,
+                                                                             spin_until):
+    node = FusionNode(context=ros_context, parameter_overrides=[
+        Parameter("sync_timeout_ms", value=50.0), Parameter("use_points", value=False)])
+    graph = Graph(ros_context)
+    nodes = [node, graph.node]
+    try:
+        assert graph.calibrate(node, spin_until)
+        graph.publish_frame(time.time_ns(), lidar=False)
+        assert spin_until(nodes, lambda: node.matcher.stats.camera_only == 1)
+        assert spin_until(nodes, lambda: False, timeout=0.3) is False
+        assert graph.objects == [] and node.summary()["frames"]["skipped"] == 1
+        graph.publish_frame(time.time_ns())  # the lidar names its frame: output resumes
+        assert spin_until(nodes, lambda: len(graph.objects) == 1)
+        assert graph.objects[0].header.frame_id == "base_link"
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        graph.node.destroy_node()
+
+
 def test_latency_monitor_reports_per_topic_and_writes_summary(ros_context, spin_until,
                                                               tmp_path):
     summary = tmp_path / "latency.json"
