@@ -4,6 +4,7 @@ keeps publishing, markers follow the objects, and the monitor reports end-to-end
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -169,15 +170,25 @@ def test_missing_tf_is_counted_and_output_continues(ros_context, spin_until):
         graph.node.destroy_node()
 
 
+@contextlib.contextmanager
+def _calibrated_fusion(ros_context, spin_until, *params: Parameter):
+    """A FusionNode with ``params`` and a calibrated Graph; torn down on exit."""
+    node = FusionNode(context=ros_context, parameter_overrides=list(params))
+    graph = Graph(ros_context)
+    try:
+        assert graph.calibrate(node, spin_until)
+        yield node, graph, [node, graph.node]
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        graph.node.destroy_node()
+
+
 def test_corrupt_detection_bytes_are_counted_and_fusion_goes_on(ros_context, spin_until):
     """The fusion reads its inputs from raw CDR: bytes that are not a detection array (a
     misbehaving publisher, a mismatched type) are rejected with a counter, not a crash."""
-    node = FusionNode(context=ros_context, parameter_overrides=[
-        Parameter("diagnostics_period_s", value=0.1), Parameter("use_points", value=False)])
-    graph = Graph(ros_context)
-    nodes = [node, graph.node]
-    try:
-        assert graph.calibrate(node, spin_until)
+    with _calibrated_fusion(ros_context, spin_until, Parameter("diagnostics_period_s", value=0.1),
+                            Parameter("use_points", value=False)) as (node, graph, nodes):
         rng = np.random.default_rng(11)
         good = conversions.boxes_3d_to_msg(BOXES, _header(time.time_ns(), "lidar_top"))
         from rclpy.serialization import serialize_message
@@ -189,20 +200,12 @@ def test_corrupt_detection_bytes_are_counted_and_fusion_goes_on(ros_context, spi
         graph.publish_frame(time.time_ns())
         assert spin_until(nodes, lambda: len(graph.objects) == 1)
         assert graph.objects[0].detections[0].bbox.center.position.x == pytest.approx(15.2)
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        graph.node.destroy_node()
 
 
 def test_camera_only_frames_before_any_lidar_frame_are_skipped_not_frameless(ros_context,
                                                                              spin_until):
-    node = FusionNode(context=ros_context, parameter_overrides=[
-        Parameter("sync_timeout_ms", value=50.0), Parameter("use_points", value=False)])
-    graph = Graph(ros_context)
-    nodes = [node, graph.node]
-    try:
-        assert graph.calibrate(node, spin_until)
+    with _calibrated_fusion(ros_context, spin_until, Parameter("sync_timeout_ms", value=50.0),
+                            Parameter("use_points", value=False)) as (node, graph, nodes):
         graph.publish_frame(time.time_ns(), lidar=False)
         assert spin_until(nodes, lambda: node.matcher.stats.camera_only == 1)
         assert spin_until(nodes, lambda: False, timeout=0.3) is False
@@ -210,10 +213,6 @@ def test_camera_only_frames_before_any_lidar_frame_are_skipped_not_frameless(ros
         graph.publish_frame(time.time_ns())  # the lidar names its frame: output resumes
         assert spin_until(nodes, lambda: len(graph.objects) == 1)
         assert graph.objects[0].header.frame_id == "base_link"
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        graph.node.destroy_node()
 
 
 def test_latency_monitor_reports_per_topic_and_writes_summary(ros_context, spin_until,
