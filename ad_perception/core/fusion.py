@@ -14,18 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ad_perception import CLASSES
+from ad_perception.core.assignment import associate
 from ad_perception.core.camera_model import CameraModel
 from ad_perception.core.frustum import LiftingConfig, lift_detections
+from ad_perception.core.tracking import OUT_OF_ORDER, RESET, ClassTracker, TrackingConfig
 from ad_perception.core.types import CLASS_ID_DTYPE, Boxes3D, Detections2D, PointCloud
 
 FUSED, LIDAR_ONLY, CAMERA_ONLY = "fused", "lidar_only", "camera_only"
 PROVENANCE_DTYPE = np.dtype("<U11")
 SCORE_FUSION_MODES = ("linear", "geometric")
-# a finite stand-in for "forbidden" that keeps linear_sum_assignment's sums exact
-_FORBIDDEN_COST = 1e6
 # the 12 edges of a Boxes3D.corners() cuboid: bottom ring, top ring, verticals
 _BOX_EDGES = np.array(
     [[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4],
@@ -53,6 +52,8 @@ class FusionConfig:
     camera_class_weight: float = 0.1
     camera_class_weight_per_class: dict[str, float] = field(default_factory=dict)
     lifting: LiftingConfig = field(default_factory=LiftingConfig)
+    # class votes over time (core.tracking), applied by FusionPipeline.track
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     output_frame: str = "base_link"
     score_threshold: float = 0.1
 
@@ -102,6 +103,8 @@ class FusionStatus:
     no_base_transform: bool = False  # output left in the lidar frame
     points_missing: bool = False  # camera-only objects could not be lifted
     points_frame_mismatch: bool = False  # cloud not in the lidar boxes' frame: not lifted
+    untracked: bool = False  # older than the newest tracked frame: classes not voted on
+    tracks_reset: bool = False  # time went backwards (a replay restarted): tracks dropped
 
     @property
     def ok(self) -> bool:
@@ -225,28 +228,6 @@ def association_cost(
     return cost, (cost <= config.max_association_cost) & (iou >= config.min_iou)
 
 
-def associate(cost: np.ndarray, allowed: np.ndarray, gate: float) -> np.ndarray:
-    """Minimum-cost one-to-one pairs (K, 2) of (row, column) among ``allowed`` ones.
-
-    Every row and column may also stay unmatched at cost ``gate / 2``, so a pair is only
-    taken when it is cheaper than leaving both alone, and one good match is never traded
-    for two poor ones (as forcing a maximum number of matches would).
-    """
-    rows, columns = cost.shape
-    if rows == 0 or columns == 0:
-        return np.zeros((0, 2), dtype=np.intp)
-    unmatched = gate / 2.0
-    augmented = np.full((rows + columns, columns + rows), _FORBIDDEN_COST)
-    augmented[:rows, :columns] = np.where(allowed, cost, _FORBIDDEN_COST)
-    augmented[:rows, columns:][np.diag_indices(rows)] = unmatched
-    augmented[rows:, :columns][np.diag_indices(columns)] = unmatched
-    augmented[rows:, columns:] = 0.0
-    row_index, column_index = linear_sum_assignment(augmented)
-    keep = (row_index < rows) & (column_index < columns)
-    pairs = np.stack([row_index[keep], column_index[keep]], axis=1)
-    return pairs[allowed[pairs[:, 0], pairs[:, 1]]]
-
-
 def class_distributions(
     class_ids: np.ndarray, scores: np.ndarray, classes: tuple[str, ...]
 ) -> np.ndarray:
@@ -304,10 +285,27 @@ def fuse_detection_scores(camera: np.ndarray, lidar: np.ndarray, camera_weight: 
 
 
 class FusionPipeline:
-    """One frame of late fusion; stateless between frames, so replay and live agree."""
+    """Late fusion of one frame (``__call__``, stateless), then the class vote over time
+    (``track``, the one stateful step: frames must come in stamp order, one bag or drive at a
+    time, ``reset_tracks`` between them)."""
 
     def __init__(self, config: FusionConfig | None = None) -> None:
         self.config = config or FusionConfig()
+        self.tracker = ClassTracker(self.config.classes)
+
+    def reset_tracks(self) -> None:
+        self.tracker.reset()
+
+    def track(self, result: FusionResult, stamp_ns: int) -> FusionResult:
+        """The result with each object's class from its track's votes and the track id in
+        ``ids``; unchanged when tracking is disabled."""
+        if not self.config.tracking.enabled:
+            return result
+        objects, event = self.tracker.update(result.objects, stamp_ns, self.config.tracking)
+        result.status.untracked = event == OUT_OF_ORDER
+        result.status.tracks_reset = event == RESET
+        return FusionResult(objects, result.provenance, result.lidar_index,
+                            result.camera_index, result.status)
 
     def __call__(
         self,

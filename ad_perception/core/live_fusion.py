@@ -121,7 +121,8 @@ class LiveFusion:
                 missing.append("points")
             else:
                 result = run(points)
-        return FusedFrame(result, frames.stamp_ns, frames.kind, missing)
+        return FusedFrame(self.pipeline.track(result, frames.stamp_ns), frames.stamp_ns,
+                          frames.kind, missing)
 
     @staticmethod
     def _needs_lifting(result: FusionResult, camera: Detections2D | None) -> bool:

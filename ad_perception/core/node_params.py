@@ -168,6 +168,15 @@ FUSION = [
               check=one_of(["linear", "geometric"])),
     ParamSpec("marker_lifetime_s", 0.3, "lifetime of the RViz markers",
               check=in_range(0.0, 10.0)),
+    ParamSpec("tracking", True, "vote on each object's class over time and publish track ids "
+              "(core.tracking); off: every frame on its own", runtime=True),
+    ParamSpec("class_half_life_s", 8.0, "class votes of a track lose half their weight in "
+              "this time; tune with scripts/tune_fusion.py --tracking", runtime=True,
+              check=in_range(0.0, 3600.0, low_open=True)),
+    ParamSpec("track_gate_m", 2.5, "largest distance between a track's predicted position and "
+              "a detection it takes", runtime=True, check=in_range(0.0, 50.0, low_open=True)),
+    ParamSpec("track_max_age_s", 0.35, "a track unseen for longer is dropped", runtime=True,
+              check=in_range(0.0, 60.0, low_open=True)),
 ]
 
 MONITOR = [

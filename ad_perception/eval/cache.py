@@ -21,7 +21,7 @@ from ad_perception.core.types import Boxes3D, Detections2D
 from ad_perception.eval.metrics import Frame3D
 from ad_perception.eval.scoring import FramePredictions
 
-SCORER_VERSION = "1"  # bump when scoring or pairing logic changes
+SCORER_VERSION = "2"  # bump when scoring, pairing or fusion logic changes
 
 
 def _stat_lines(path: Path) -> list[str]:

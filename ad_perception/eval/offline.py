@@ -86,6 +86,7 @@ def _run_lidar_and_fusion(truth: BagGroundTruth, lidar: Callable, fusion: Fusion
     camera_stamps = np.array(sorted(camera_by_stamp), dtype=np.int64)
     camera_model, transforms = truth.camera_model, truth.transforms
     clouds = read_messages(truth.bag, [truth.topics.points])
+    fusion.reset_tracks()  # one drive: tracks never carry over from another bag
     for _, _, msg in tqdm(clouds, desc=f"lidar {truth.bag.name}", total=len(truth.cloud_frames),
                           disable=not progress, leave=False):
         stamp = decode.stamp_ns(msg)
@@ -113,8 +114,8 @@ def _run_lidar_and_fusion(truth: BagGroundTruth, lidar: Callable, fusion: Fusion
             fusion_input = camera_detections.select(
                 camera_detections.scores >= FUSION_CAMERA_THRESHOLD)
         started = time.perf_counter()
-        fused = fusion(fusion_input, boxes, camera_model, T_camera_from_lidar,
-                       T_base_from_lidar, cloud)
+        fused = fusion.track(fusion(fusion_input, boxes, camera_model, T_camera_from_lidar,
+                                    T_base_from_lidar, cloud), stamp)
         fusion_ms = (time.perf_counter() - started) * 1e3
         outputs.latency_ms.append(camera_ms + lidar_ms + fusion_ms)
         outputs.latency_by_output.setdefault("lidar", []).append(lidar_ms)

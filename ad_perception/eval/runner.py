@@ -20,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ad_perception import CLASSES
+from ad_perception.core.fusion import FusionConfig
 from ad_perception.eval import cache
 from ad_perception.eval.errors import EvalError
 from ad_perception.eval.offline import AP_SCORE_THRESHOLD
@@ -63,9 +64,10 @@ class JobResult:
 
 
 def cache_file_for(out_dir: Path, job: Job) -> Path:
-    """Where a job's result is kept; the name changes whenever an input file changes."""
+    """Where a job's result is kept; the name changes whenever an input file or the fusion's
+    settings change (fused outputs are cached with the detectors')."""
     key = cache.fingerprint(job.bag, job.mode, repr(job.topic_map), job.variant.camera or "-",
-                            job.variant.lidar or "-", job.recording or "-")
+                            job.variant.lidar or "-", job.recording or "-", repr(FusionConfig()))
     return out_dir / "cache" / job.variant.name / f"{job.bag.name}-{key}.json"
 
 

@@ -28,6 +28,7 @@ from ad_perception.core.fusion import FusionConfig
 from ad_perception.core.live_fusion import CameraFrame, LidarFrame, LiveFusion
 from ad_perception.core.node_params import NODE_PARAMS
 from ad_perception.core.stamp_sync import CAMERA, LIDAR, FrameSet, StampMatcher, SyncConfig
+from ad_perception.core.tracking import TrackingConfig
 from ad_perception.monitoring.diagnostics import OK, WARN, Status, WindowedCounter
 from ad_perception.monitoring.stages import StageTimer
 from ad_perception.ros import conversions, qos
@@ -82,7 +83,12 @@ class FusionNode(PerceptionNode):
                             max_association_cost=self.params["max_association_cost"],
                             camera_class_weight=self.params["camera_class_weight"],
                             score_fusion=self.params["score_fusion"],
-                            lifting=LiftingConfig(enabled=self.params["use_points"]))
+                            lifting=LiftingConfig(enabled=self.params["use_points"]),
+                            tracking=TrackingConfig(
+                                enabled=self.params["tracking"],
+                                class_half_life_s=self.params["class_half_life_s"],
+                                gate_m=self.params["track_gate_m"],
+                                max_age_s=self.params["track_max_age_s"]))
 
     def _sync_config(self) -> SyncConfig:
         p = self.params
@@ -184,6 +190,10 @@ class FusionNode(PerceptionNode):
             return
         self._kinds[frames.kind].add(now)
         self._track_missing(fused.missing, now)
+        if fused.result.status.untracked or fused.result.status.tracks_reset:
+            self.warn_throttled("tracking", "objects published untracked: frame older than the "
+                                "newest one" if fused.result.status.untracked else
+                                "time went backwards: all tracks dropped")
         seconds, nanoseconds = divmod(fused.stamp_ns, NS_PER_S)
         # markers only for someone looking at them: building them costs more than the fusion
         markers = None
@@ -229,7 +239,8 @@ class FusionNode(PerceptionNode):
             self.matcher.config = self._sync_config()
             self.fusion.points_tolerance_ns = self.matcher.config.tolerance_ns
         if changed.keys() & {"score_threshold", "max_association_cost", "camera_class_weight",
-                             "score_fusion"}:
+                             "score_fusion", "tracking", "class_half_life_s", "track_gate_m",
+                             "track_max_age_s"}:
             self.fusion.pipeline.config = self._fusion_config()
 
     def before_diagnostics(self) -> None:
@@ -242,6 +253,7 @@ class FusionNode(PerceptionNode):
                    "missing_inputs_last": self._missing_counter.last_text,
                    "late_total": str(self.matcher.stats.late),
                    "lidar_lag_ms": f"{self.matcher.lag_ns / NS_PER_MS:.1f}"}
+        values |= {f"tracking_{name}": str(value) for name, value in self._tracking().items()}
         degraded = counts["lidar_only"] + counts["camera_only"]
         if degraded:
             message = (f"degraded output: {counts['lidar_only']} lidar-only, "
@@ -260,7 +272,12 @@ class FusionNode(PerceptionNode):
                      "camera_only": stats.camera_only, "late": stats.late,
                      "out_of_order": stats.out_of_order, "by_reason": dict(stats.by_reason),
                      "lidar_lag_ms": self.matcher.lag_ns / NS_PER_MS},
-            "missing_inputs_total": self._missing_counter.total}
+            "missing_inputs_total": self._missing_counter.total,
+            "tracking": self._tracking()}
+
+    def _tracking(self) -> dict[str, int]:
+        tracker = self.fusion.pipeline.tracker
+        return {"tracks": len(tracker), **vars(tracker.stats)}
 
 
 def main(args: list[str] | None = None) -> int:

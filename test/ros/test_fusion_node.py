@@ -107,7 +107,7 @@ def _stamp_of(msg) -> int:
 def test_fused_then_lidar_only_when_the_camera_stops(ros_context, spin_until):
     node = FusionNode(context=ros_context, parameter_overrides=[
         Parameter("diagnostics_period_s", value=0.1), Parameter("sync_timeout_ms", value=80.0),
-        Parameter("use_points", value=False),
+        Parameter("use_points", value=False), Parameter("tracking", value=False),
         Parameter("camera_class_weight", value=0.7)])  # the camera is trusted on class here
     graph = Graph(ros_context)
     nodes = [node, graph.node]
@@ -200,6 +200,35 @@ def test_corrupt_detection_bytes_are_counted_and_fusion_goes_on(ros_context, spi
         graph.publish_frame(time.time_ns())
         assert spin_until(nodes, lambda: len(graph.objects) == 1)
         assert graph.objects[0].detections[0].bbox.center.position.x == pytest.approx(15.2)
+
+
+def test_tracks_keep_class_and_id_across_frames_and_can_be_switched_off(ros_context,
+                                                                        spin_until):
+    """The lidar calls the object a truck; one frame, with the camera trusted, calls it a car.
+    With tracking the object keeps one id and the class it had most votes for; without, every
+    frame stands alone and no id is published."""
+    with _calibrated_fusion(ros_context, spin_until, Parameter("diagnostics_period_s", value=0.1),
+                            Parameter("use_points", value=False),
+                            Parameter("sync_timeout_ms", value=50.0)) as (node, graph, nodes):
+        start = time.time_ns()
+        for i in range(3):  # lidar-only frames: truck
+            graph.publish_frame(start + i * 100_000_000, camera=False)
+            assert spin_until(nodes, lambda n=i: len(graph.objects) == n + 1)
+        assert node.set_parameters([Parameter("camera_class_weight", value=0.9)])[0].successful
+        graph.publish_frame(start + 300_000_000)  # the camera says car, and is trusted
+        assert spin_until(nodes, lambda: len(graph.objects) == 4)
+        detections = [msg.detections[0] for msg in graph.objects]
+        assert {d.id for d in detections} == {detections[0].id} and detections[0].id != ""
+        assert [d.results[0].hypothesis.class_id for d in detections] == ["truck"] * 4
+        assert spin_until(nodes, lambda: (graph.fusion_status() or {}).get(
+            "sync.tracking_reclassified") == "1")
+        assert node.summary()["tracking"]["tracks_started"] == 1
+
+        assert node.set_parameters([Parameter("tracking", value=False)])[0].successful
+        graph.publish_frame(start + 400_000_000)
+        assert spin_until(nodes, lambda: len(graph.objects) == 5)
+        last = graph.objects[-1].detections[0]
+        assert last.results[0].hypothesis.class_id == "car" and last.id == "t0"
 
 
 def test_camera_only_frames_before_any_lidar_frame_are_skipped_not_frameless(ros_context,
