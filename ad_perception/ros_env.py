@@ -6,10 +6,25 @@ rclpy is imported, and child processes inherit it.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import sys
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
+
+# glibc serves allocations above its mmap threshold (dynamic, from 128 kB) with fresh mmap'd
+# pages and unmaps them on free, so every received 2 MB cloud or 2.7 MB image is copied into
+# memory that first has to be faulted in page by page, zero-filled: about 1 ms per 2 MB hop on
+# the development VM (scripts/bench_transport.py --allocator tuned,glibc; docs/benchmarks.md).
+# Serving such buffers from the heap and keeping freed memory there keeps the pages mapped.
+# Cost: a process keeps up to the trim threshold of freed memory instead of returning it.
+MMAP_THRESHOLD_BYTES = 64 << 20
+TRIM_THRESHOLD_BYTES = 128 << 20
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD_BYTES),
+                 "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD_BYTES)}
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc malloc.h
 
 
 def fastdds_profile_path() -> Path | None:
@@ -25,14 +40,20 @@ def fastdds_profile_path() -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def ros_environment(base: dict[str, str] | None = None, profile: bool = True) -> dict[str, str]:
+def ros_environment(base: dict[str, str] | None = None, profile: bool = True,
+                    allocator: bool = True) -> dict[str, str]:
     """A copy of ``base`` (default: os.environ) with DDS confined to loopback.
 
     Discovery range LOCALHOST is forced, not defaulted: any other value would let DDS
     multicast on external interfaces. The project Fast DDS profile is applied unless the
-    caller set its own or passes ``profile=False`` (e.g. to measure the defaults).
+    caller set its own or passes ``profile=False`` (e.g. to measure the defaults); likewise
+    the allocator settings for large messages (``ALLOCATOR_ENV``, read by glibc when a child
+    process starts) unless the caller set them or passes ``allocator=False``.
     """
     env = dict(os.environ if base is None else base)
+    if allocator:
+        for name, value in ALLOCATOR_ENV.items():
+            env.setdefault(name, value)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     if profile:
@@ -45,5 +66,30 @@ def ros_environment(base: dict[str, str] | None = None, profile: bool = True) ->
 
 
 def apply_ros_environment(profile: bool = True) -> None:
-    """Set the loopback DDS environment on this process (call before importing rclpy)."""
+    """Set the loopback DDS environment on this process (call before importing rclpy), and
+    the allocator settings for large messages, which glibc only reads from the environment at
+    start-up, through ``mallopt`` for this running process."""
+    tune_allocator()
     os.environ.update(ros_environment(profile=profile))
+
+
+def tune_allocator() -> bool:
+    """``keep_large_buffers_mapped`` unless the environment this process started with already
+    configured glibc's allocator (then glibc has read it, and the user's choice stands)."""
+    if any(name in os.environ for name in ALLOCATOR_ENV):
+        return False
+    return keep_large_buffers_mapped()
+
+
+def keep_large_buffers_mapped() -> bool:
+    """Serve message-sized allocations from the heap and keep freed memory mapped (see
+    ``ALLOCATOR_ENV``) in this process; False where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # no libc found, or one without mallopt (musl)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return (mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+            and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1)

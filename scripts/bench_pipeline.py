@@ -205,6 +205,14 @@ def _params_file(args: argparse.Namespace, workdir: Path) -> Path:
     return path
 
 
+def _fusion_uses_points(params_file: Path) -> bool:
+    import yaml
+
+    params = yaml.safe_load(params_file.read_text()) or {}
+    fusion = params.get("/**/fusion", {}).get("ros__parameters", {})
+    return bool(fusion.get("use_points", True))
+
+
 def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
              workdir: Path) -> dict:
     import rclpy
@@ -219,7 +227,10 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
     summary_dir = workdir / f"{name}_{mode}"
     arguments = models | MODES[mode] | {"threads": str(args.threads),
                           "summary_dir": str(summary_dir), "log_level": "warn"}
-    arguments["extra_params"] = str(_params_file(args, workdir))
+    params_file = _params_file(args, workdir)
+    arguments["extra_params"] = str(params_file)
+    # the lidar detector, and the fusion unless --extra-params turned its points off
+    points_readers = 1 + _fusion_uses_points(params_file)
     errors: list[str] = []
     handle = LaunchRunner(LAUNCH, arguments, output=lambda who, line, err: errors.append(
         f"[{who}] {line}") if err and "Failed to publish log" not in line else None).start()
@@ -231,7 +242,7 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
     try:
         player = BagPlayer(node, bag, topics=[IMAGE, INFO, POINTS, "/tf_static"], restamp=True)
         ready = wait_until(lambda: graph_ready(node, [CAMERA_OUT, LIDAR_OUT, FUSED],
-                                               {IMAGE: 1, POINTS: 2}),
+                                               {IMAGE: 1, POINTS: points_readers}),
                            180.0, lambda: executor.spin_once(timeout_sec=0.1))
         if not ready or handle.failed:
             raise RuntimeError(f"graph did not come up: {errors[-10:]}")

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ad_perception.ros_env import ros_environment  # noqa: E402
+from ad_perception.ros_env import ALLOCATOR_ENV, ros_environment  # noqa: E402
 
 IMAGE_HZ, CLOUD_HZ = 20.0, 10.0
 IMAGE_SHAPE = (720, 1280, 3)
@@ -156,9 +156,12 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[index]
 
 
-def run_case(profile: str, qos: str, duration: float, domain: int, raw: bool = False
-             ) -> list[dict]:
-    env = ros_environment(profile=(profile == "project"))
+def run_case(profile: str, qos: str, duration: float, domain: int, raw: bool = False,
+             allocator: str = "tuned") -> list[dict]:
+    env = ros_environment(profile=(profile == "project"), allocator=allocator == "tuned")
+    if allocator != "tuned":  # glibc's own defaults, whatever the calling shell set
+        for name in ALLOCATOR_ENV:
+            env.pop(name, None)
     env["ROS_DOMAIN_ID"] = str(domain)
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "sub.json"
@@ -182,6 +185,7 @@ def run_case(profile: str, qos: str, duration: float, domain: int, raw: bool = F
             {
                 "profile": profile,
                 "qos": qos,
+                "allocator": allocator,
                 "topic": topic,
                 "sent": sent[topic],
                 "received": len(values),
@@ -202,6 +206,9 @@ def main() -> int:
     parser.add_argument("--raw", action="store_true",
                         help="subscribe to serialized messages (transport without the Python "
                         "deserialisation of the subscriber)")
+    parser.add_argument("--allocator", default="tuned",
+                        help="tuned (ros_env.ALLOCATOR_ENV, what the nodes use), glibc "
+                        "(its defaults), or both: tuned,glibc")
     parser.add_argument("--role", choices=["pub", "sub"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -214,14 +221,16 @@ def main() -> int:
     cases: list[dict] = []
     for profile in args.profiles.split(","):
         for qos in args.qos.split(","):
-            print(f"case profile={profile} qos={qos} ({args.duration:.0f} s)...", flush=True)
-            cases.extend(run_case(profile, qos, args.duration, domain, args.raw))
-    header = ("profile", "qos", "topic", "delivered", "p50 ms", "p99 ms")
-    print("\n{:8s} {:12s} {:6s} {:>10s} {:>8s} {:>8s}".format(*header))
+            for allocator in args.allocator.split(","):
+                print(f"case profile={profile} qos={qos} allocator={allocator} "
+                      f"({args.duration:.0f} s)...", flush=True)
+                cases.extend(run_case(profile, qos, args.duration, domain, args.raw, allocator))
+    header = ("profile", "qos", "alloc", "topic", "delivered", "p50 ms", "p99 ms")
+    print("\n{:8s} {:12s} {:6s} {:6s} {:>10s} {:>8s} {:>8s}".format(*header))
     for case in cases:
         p50, p99 = case["latency_ms_p50"], case["latency_ms_p99"]
         print(
-            f"{case['profile']:8s} {case['qos']:12s} {case['topic']:6s} "
+            f"{case['profile']:8s} {case['qos']:12s} {case['allocator']:6s} {case['topic']:6s} "
             f"{case['received']:>4d}/{case['sent']:<4d}  "
             f"{p50 if p50 is None else f'{p50:8.2f}'} {p99 if p99 is None else f'{p99:8.2f}'}"
         )

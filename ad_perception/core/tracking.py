@@ -117,6 +117,7 @@ class ClassTracker:
         self._ids = np.zeros(0, dtype=np.int64)
         self._groups = np.zeros(0, dtype=np.intp)
         self._newest_ns: int | None = None
+        self._frame_id: str | None = None
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -125,8 +126,14 @@ class ClassTracker:
                ) -> tuple[Boxes3D, str]:
         """The boxes with their tracks' classes and ids, and what happened: "" (tracked),
         ``OUT_OF_ORDER`` (a frame older than the newest one: passed through unchanged) or
-        ``RESET`` (time went back further than ``max_age_s``: tracks dropped, then tracked)."""
+        ``RESET`` (time went back further than ``max_age_s``, or the boxes come in another
+        frame than before: tracks dropped, then tracked)."""
         stamp, event = int(stamp_ns), ""
+        if self._frame_id is not None and boxes.frame_id != self._frame_id and len(self):
+            # positions in another frame (e.g. base_link became unreachable): start over
+            self.reset()
+            self.stats.resets += 1
+            event = RESET
         if self._newest_ns is not None and stamp < self._newest_ns:
             if (self._newest_ns - stamp) / NS_PER_S <= config.max_age_s:
                 self.stats.out_of_order += 1
@@ -135,7 +142,7 @@ class ClassTracker:
             self.stats.resets += 1
             event = RESET
         self.stats.frames += 1
-        self._newest_ns = stamp
+        self._newest_ns, self._frame_id = stamp, boxes.frame_id
         self._forget_older_than(stamp, config.max_age_s)
         age = (stamp - self._seen_ns) / NS_PER_S
         xy = boxes.centers[:, :2]

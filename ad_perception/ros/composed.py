@@ -32,6 +32,7 @@ from rclpy.utilities import remove_ros_args
 
 from ad_perception.core.node_params import ConfigError
 from ad_perception.ros.node_base import PerceptionNode, spin_nodes
+from ad_perception.ros_env import tune_allocator
 
 NODE_NAMES = ("camera_detector", "lidar_detector", "fusion", "latency_monitor")
 
@@ -96,6 +97,7 @@ def build_nodes(options: argparse.Namespace) -> list[PerceptionNode]:
 def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else args
     options = parse_options(remove_ros_args(argv)[1:])
+    tune_allocator()  # large messages into warm heap pages (ros_env.ALLOCATOR_ENV)
     try:
         with rclpy.init(args=argv):
             try:

@@ -33,6 +33,7 @@ from ad_perception.core.node_params import (
 from ad_perception.monitoring.diagnostics import DiagnosticsConfig, Status, Throttle
 from ad_perception.monitoring.latency_report import write_json
 from ad_perception.monitoring.node_health import NodeHealth
+from ad_perception.ros_env import tune_allocator
 
 NS_PER_S = 1_000_000_000
 
@@ -210,6 +211,7 @@ def run_node(factory: Callable[[], PerceptionNode], args: list[str] | None = Non
     and the message (the launch then stops with it instead of running half a graph)."""
     from rclpy.executors import SingleThreadedExecutor
 
+    tune_allocator()  # large messages into warm heap pages (ros_env.ALLOCATOR_ENV)
     try:
         with rclpy.init(args=args):
             try:

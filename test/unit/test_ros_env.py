@@ -30,3 +30,22 @@ def test_profile_keeps_udp_on_loopback():
     shm = [t for t in root.iterfind(".//d:transport_descriptor", ns)
            if t.findtext("d:type", namespaces=ns) == "SHM"]
     assert int(shm[0].findtext("d:segment_size", namespaces=ns)) >= 32 * 1024 * 1024
+
+
+def test_allocator_settings_reach_child_processes_unless_the_user_set_them():
+    env = ros_environment({})
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(64 << 20)
+    assert env["MALLOC_TRIM_THRESHOLD_"] == str(128 << 20)
+    assert ros_environment({"MALLOC_MMAP_THRESHOLD_": "1"})["MALLOC_MMAP_THRESHOLD_"] == "1"
+    assert "MALLOC_TRIM_THRESHOLD_" not in ros_environment({}, allocator=False)
+
+
+def test_allocator_settings_apply_to_the_running_process():
+    """glibc accepts both settings (this project runs on glibc Linux; elsewhere the call says
+    it did nothing instead of failing)."""
+    import platform
+
+    from ad_perception.ros_env import keep_large_buffers_mapped
+
+    expected = platform.libc_ver()[0] == "glibc"
+    assert keep_large_buffers_mapped() is expected

@@ -116,6 +116,15 @@ def test_stamps_going_backwards():
     assert out.class_ids[0] == "truck" and len(tracker) == 1
 
 
+def test_boxes_in_another_frame_start_the_tracks_over():
+    tracker, config = ClassTracker(CLASSES), TrackingConfig()
+    first, _ = tracker.update(frame(("car", 10.0, 0.0, 0.9)), 0, config)
+    moved = frame(("truck", 10.0, 0.0, 0.9))
+    moved.frame_id = "lidar_top"  # base_link unreachable: the fusion left them in the lidar's
+    out, event = tracker.update(moved, STEP_NS, config)
+    assert event == RESET and out.class_ids[0] == "truck" and out.ids[0] != first.ids[0]
+
+
 def test_classes_the_tracker_does_not_know_pass_through_untracked():
     out = run(ClassTracker(CLASSES), [frame(("bus", 10.0, 0.0, 0.9)) for _ in range(2)],
               TrackingConfig())
