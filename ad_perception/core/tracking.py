@@ -144,13 +144,29 @@ class ClassTracker:
         self.stats.frames += 1
         self._newest_ns, self._frame_id = stamp, boxes.frame_id
         self._forget_older_than(stamp, config.max_age_s)
-        age = (stamp - self._seen_ns) / NS_PER_S
-        xy = boxes.centers[:, :2]
-        predicted = self._xy + self._velocity * age[:, None]
-        distance = np.linalg.norm(predicted[:, None, :] - xy[None, :, :], axis=2)
-        scores = np.clip(boxes.scores, 0.0, 1.0)
         column = np.array([self.classes.index(c) if c in self.classes else -1
                            for c in boxes.class_ids], dtype=np.intp)
+        scores = np.clip(boxes.scores, 0.0, 1.0)
+        track_of = self._assign(boxes.centers[:, :2], scores, column, stamp, config)
+        tracked = track_of >= 0
+        np.add.at(self._votes, (track_of[tracked], column[tracked]), scores[tracked])
+        votes = self._votes[track_of[tracked]]
+        votes[np.arange(len(votes)), column[tracked]] += 1e-9  # a tie: what the detector says
+        class_ids = boxes.class_ids.copy()
+        class_ids[tracked] = np.asarray(self.classes, dtype=CLASS_ID_DTYPE)[votes.argmax(axis=1)]
+        self.stats.reclassified += int(np.count_nonzero(class_ids != boxes.class_ids))
+        ids = np.full(len(boxes), "", dtype=CLASS_ID_DTYPE)  # untracked: no id
+        ids[tracked] = [str(i) for i in self._ids[track_of[tracked]]]
+        return Boxes3D(boxes.centers, boxes.sizes, boxes.yaws, boxes.scores, class_ids, ids,
+                       frame_id=boxes.frame_id), event
+
+    def _assign(self, xy: np.ndarray, scores: np.ndarray, column: np.ndarray, stamp: int,
+                config: TrackingConfig) -> np.ndarray:
+        """Track index per detection (-1: untracked): matched tracks follow their detection
+        and fade their votes; strong unmatched detections start tracks."""
+        age = (stamp - self._seen_ns) / NS_PER_S
+        predicted = self._xy + self._velocity * age[:, None]
+        distance = np.linalg.norm(predicted[:, None, :] - xy[None, :, :], axis=2)
         group = np.where(column >= 0, config.group_of(self.classes)[column], -1)
         primary = (column >= 0) & ~_duplicates(xy, scores, group, config.duplicate_radius_m)
         gate = np.where(self._hits == 1,
@@ -161,27 +177,15 @@ class ClassTracker:
         cost = distance / gate[:, None] + config.score_weight * (1.0 - scores[None, :])
         # every allowed pair beats leaving both alone (its cost is below the gate given here)
         pairs = associate(cost, allowed, 1.0 + config.score_weight + 1e-9)
-        fade = (np.ones_like(age) if math.isinf(config.class_half_life_s)
-                else 0.5 ** (age / config.class_half_life_s))
-        self._votes *= fade[:, None]
+        if not math.isinf(config.class_half_life_s):
+            self._votes *= (0.5 ** (age / config.class_half_life_s))[:, None]
         track, detection = pairs[:, 0], pairs[:, 1]
         self._follow(track, xy[detection], age[track], stamp, config.velocity_gain)
-        track_of = np.full(len(boxes), -1, dtype=np.intp)
+        track_of = np.full(len(xy), -1, dtype=np.intp)
         track_of[detection] = track
         new = np.flatnonzero((track_of < 0) & (scores >= config.min_start_score) & primary)
         track_of[new] = self._start(xy[new], group[new], stamp)
-        voting = tracked = track_of >= 0
-        np.add.at(self._votes, (track_of[voting], column[voting]), scores[voting])
-        votes = self._votes[track_of[voting]]
-        # a tie goes to what the detector says now
-        votes[np.arange(len(votes)), column[voting]] += 1e-9
-        class_ids = boxes.class_ids.copy()
-        class_ids[voting] = np.asarray(self.classes, dtype=CLASS_ID_DTYPE)[votes.argmax(axis=1)]
-        self.stats.reclassified += int(np.count_nonzero(class_ids != boxes.class_ids))
-        ids = np.full(len(boxes), "", dtype=CLASS_ID_DTYPE)  # untracked: no id
-        ids[tracked] = [str(i) for i in self._ids[track_of[tracked]]]
-        return Boxes3D(boxes.centers, boxes.sizes, boxes.yaws, boxes.scores, class_ids, ids,
-                       frame_id=boxes.frame_id), event
+        return track_of
 
     def _forget_older_than(self, stamp: int, max_age_s: float) -> None:
         alive = (stamp - self._seen_ns) / NS_PER_S <= max_age_s
