@@ -1,7 +1,7 @@
 """Fused objects as a visualization_msgs/MarkerArray for RViz and Foxglove.
 
-Each object is a LINE_LIST cuboid coloured by class plus a text label (class, score,
-provenance); the array starts with DELETEALL so objects of the previous frame never linger.
+Each object is a LINE_LIST cuboid coloured by class plus a text label (class, track id,
+score, provenance); the array starts with DELETEALL so objects of the previous frame never linger.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ def _color(class_id: str, alpha: float = 1.0) -> ColorRGBA:
     return ColorRGBA(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=alpha)
 
 
+def _label_text(boxes: Boxes3D, index: int, source: str) -> str:
+    """class, score, provenance, and the track id where the fusion tracks the object."""
+    track = f" #{boxes.ids[index]}" if boxes.ids[index] else ""
+    return f"{boxes.class_ids[index]}{track} {boxes.scores[index]:.2f} ({source})"
+
+
 def boxes_to_markers(boxes: Boxes3D, header: Any, provenance: np.ndarray | None = None,
                      lifetime_s: float = 0.3) -> MarkerArray:
     """MarkerArray of ``boxes`` (in ``header.frame_id``), one cuboid and one label each."""
@@ -44,7 +50,7 @@ def boxes_to_markers(boxes: Boxes3D, header: Any, provenance: np.ndarray | None 
                          for x, y, z in corners[index][BOX_EDGES.reshape(-1)].tolist()]
         label = Marker(header=header, ns="labels", id=index, type=Marker.TEXT_VIEW_FACING,
                        action=Marker.ADD, lifetime=lifetime, color=_color(boxes.class_ids[index]),
-                       text=f"{boxes.class_ids[index]} {boxes.scores[index]:.2f} ({source})")
+                       text=_label_text(boxes, index, source))
         label.pose.position.x, label.pose.position.y = map(float, boxes.centers[index, :2])
         label.pose.position.z = float(boxes.centers[index, 2] + boxes.sizes[index, 2] / 2 + 0.5)
         label.pose.orientation.w = 1.0

@@ -220,6 +220,9 @@ def test_tracks_keep_class_and_id_across_frames_and_can_be_switched_off(ros_cont
         detections = [msg.detections[0] for msg in graph.objects]
         assert {d.id for d in detections} == {detections[0].id} and detections[0].id != ""
         assert [d.results[0].hypothesis.class_id for d in detections] == ["truck"] * 4
+        assert spin_until(nodes, lambda: len(graph.markers) == 4)
+        labels = [m.text for m in graph.markers[-1].markers if m.type == Marker.TEXT_VIEW_FACING]
+        assert labels == [f"truck #{detections[0].id} 0.89 (fused)"]  # score fused w/ camera
         assert spin_until(nodes, lambda: (graph.fusion_status() or {}).get(
             "sync.tracking_reclassified") == "1")
         assert node.summary()["tracking"]["tracks_started"] == 1
