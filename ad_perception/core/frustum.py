@@ -98,6 +98,39 @@ def frustum_membership(uv: np.ndarray, boxes: np.ndarray, shrink: float) -> np.n
     )  # fmt: skip
 
 
+def boxes_cone_mask(points_cam: np.ndarray, boxes: np.ndarray, camera_model: CameraModel,
+                    shrink: float, samples_per_edge: int = 9, margin: float = 0.02
+                    ) -> np.ndarray:
+    """(P,) mask of optical-frame points in front of the camera whose ideal (undistorted)
+    direction lies in the bounding rectangle of the ``boxes`` (M, 4 raw pixels, shrunk as in
+    :func:`frustum_membership`). A cheap superset of the points that can project into a box:
+    each box border is sampled, undistorted and bounded, and the rectangle grown by
+    ``margin`` of its size, so the expensive distortion runs on a fraction of the cloud."""
+    if len(boxes) == 0 or len(points_cam) == 0:
+        return np.zeros(len(points_cam), dtype=bool)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    size = boxes[:, 2:] - boxes[:, :2]
+    low, high = boxes[:, :2] + shrink * size, boxes[:, 2:] - shrink * size
+    t = np.linspace(0.0, 1.0, samples_per_edge)
+    u = low[:, :1] + t * (high[:, :1] - low[:, :1])  # (M, S)
+    v = low[:, 1:] + t * (high[:, 1:] - low[:, 1:])
+    border = np.concatenate([
+        np.stack([u, np.broadcast_to(low[:, 1:], u.shape)], -1),
+        np.stack([u, np.broadcast_to(high[:, 1:], u.shape)], -1),
+        np.stack([np.broadcast_to(low[:, :1], v.shape), v], -1),
+        np.stack([np.broadcast_to(high[:, :1], v.shape), v], -1),
+    ]).reshape(-1, 2)  # fmt: skip
+    xy = camera_model.undistort_points(border, normalized=True)
+    lower, upper = xy.min(axis=0), xy.max(axis=0)
+    grow = margin * (upper - lower) + 1e-6
+    lower, upper = lower - grow, upper + grow
+    z = points_cam[:, 2]
+    front = z > 1e-3
+    x = np.divide(points_cam[:, 0], z, out=np.zeros_like(z), where=front)
+    y = np.divide(points_cam[:, 1], z, out=np.zeros_like(z), where=front)
+    return front & (x >= lower[0]) & (x <= upper[0]) & (y >= lower[1]) & (y <= upper[1])
+
+
 def nearest_dense_cluster(
     depths: np.ndarray, gap_m: float, min_points: int, min_fraction: float
 ) -> np.ndarray:
@@ -203,8 +236,18 @@ def lift_detections(
     candidates = np.flatnonzero(np.isin(detections.class_ids, list(config.size_priors)))
     if not config.enabled or candidates.size == 0 or len(points_lidar) == 0:
         return empty
-    points_lidar = np.asarray(points_lidar, dtype=np.float64)
+    # The whole cloud is only rotated (in its own precision, float32 from a sensor) and
+    # culled to the boxes' cone; projection with distortion and everything after run in
+    # float64 on the points that can fall in a box.
+    cloud = np.asarray(points_lidar)
+    if cloud.dtype not in (np.float32, np.float64):
+        cloud = cloud.astype(np.float64)
     rotation, translation = T_camera_from_lidar[:3, :3], T_camera_from_lidar[:3, 3]
+    cloud_cam = cloud @ rotation.T.astype(cloud.dtype) + translation.astype(cloud.dtype)
+    near_boxes = np.flatnonzero(
+        boxes_cone_mask(cloud_cam, detections.boxes[candidates], camera_model,
+                        config.frustum_shrink))
+    points_lidar = cloud[near_boxes].astype(np.float64)
     uv, _, kept = camera_model.project(points_lidar @ rotation.T + translation)
     on_image = camera_model.in_image(uv)
     uv, kept = uv[on_image], kept[on_image]

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from ad_perception.core.camera_model import CameraModel
-from ad_perception.core.frustum import LiftingConfig, nearest_dense_cluster
+from ad_perception.core.frustum import (
+    LiftingConfig,
+    boxes_cone_mask,
+    frustum_membership,
+    nearest_dense_cluster,
+)
 from ad_perception.core.fusion import (
     CAMERA_ONLY,
     FUSED,
@@ -380,3 +385,32 @@ def test_fifty_detections_against_a_hundred_thousand_points_runs():
     result = run(camera=camera, lidar=lidar, points=points)
     assert len(result.objects) == len(result.provenance) >= 1
     assert np.all((result.camera_index >= 0) | (result.provenance == LIDAR_ONLY))
+
+
+@pytest.mark.parametrize("model, D", [("plumb_bob", [-0.30, 0.10, 0.001, -0.001, -0.02]),
+                                      ("equidistant", [0.05, -0.01, 0.002, 0.0])])
+def test_the_cone_cull_keeps_every_visible_point_that_projects_into_a_box(model, D):
+    """Lifting projects only the points in the boxes' cone: that must be a superset of the
+    points in the field of view whose distorted projection lands in a (shrunk) box, for
+    strongly distorted lenses too, and it should leave most of a cloud out. (Points far
+    outside the field of view can fold back into the image through the distortion
+    polynomial; they were never really seen and the cull drops them.)"""
+    rng = np.random.default_rng(5)
+    camera = CameraModel(np.array([[640.0, 0, 640.0], [0, 640.0, 360.0], [0, 0, 1]]), 1280,
+                         720, D=np.array(D), distortion_model=model)
+    points = rng.uniform([-80, -20, -80], [80, 20, 80], size=(200_000, 3))  # all around
+    corner = rng.uniform([0, 0], [1080, 520], size=(5, 2))
+    boxes = np.hstack([corner, corner + rng.uniform(20, 200, size=(5, 2))])
+    uv, _, kept = camera.project(points)
+    # seen where it lands: undistorting the pixel gives the point's direction back (a point
+    # that folded back through the polynomial does not)
+    direction = points[kept, :2] / points[kept, 2:]
+    visible = camera.in_image(uv) & np.all(
+        np.abs(camera.undistort_points(uv, normalized=True) - direction) < 1e-6, axis=1)
+    inside = frustum_membership(uv[visible], boxes, 0.1).any(axis=0)
+    reference = np.zeros(len(points), dtype=bool)
+    reference[kept[visible][inside]] = True
+    cone = boxes_cone_mask(points, boxes, camera, 0.1)
+    assert reference.sum() > 100 and not (reference & ~cone).any()
+    assert cone.mean() < 0.3
+    assert not boxes_cone_mask(points, np.zeros((0, 4)), camera, 0.1).any()
