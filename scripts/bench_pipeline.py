@@ -192,25 +192,18 @@ def ros_overhead(summaries: dict[str, dict], e2e_p50: float,
             "share": total / e2e_from_publish if e2e_from_publish > 0 else None}
 
 
-def _params_file(args: argparse.Namespace, workdir: Path) -> Path:
-    """The user's --extra-params with the monitor's warm-up added (one file per launch)."""
+def _params_file(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict]:
+    """The user's --extra-params with the monitor's warm-up added (one file per launch), and
+    those parameters."""
     import yaml
 
-    params = yaml.safe_load(args.extra_params.read_text()) if args.extra_params else {}
+    params = (yaml.safe_load(args.extra_params.read_text()) if args.extra_params else {}) or {}
     monitor = params.setdefault("/**/latency_monitor", {}).setdefault("ros__parameters", {})
     monitor["warmup_s"] = args.warmup_s
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "bench_params.yaml"
     path.write_text(yaml.safe_dump(params))
-    return path
-
-
-def _fusion_uses_points(params_file: Path) -> bool:
-    import yaml
-
-    params = yaml.safe_load(params_file.read_text()) or {}
-    fusion = params.get("/**/fusion", {}).get("ros__parameters", {})
-    return bool(fusion.get("use_points", True))
+    return path, params
 
 
 def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
@@ -227,10 +220,11 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
     summary_dir = workdir / f"{name}_{mode}"
     arguments = models | MODES[mode] | {"threads": str(args.threads),
                           "summary_dir": str(summary_dir), "log_level": "warn"}
-    params_file = _params_file(args, workdir)
+    params_file, params = _params_file(args, workdir)
     arguments["extra_params"] = str(params_file)
     # the lidar detector, and the fusion unless --extra-params turned its points off
-    points_readers = 1 + _fusion_uses_points(params_file)
+    fusion = params.get("/**/fusion", {}).get("ros__parameters", {})
+    points_readers = 1 + bool(fusion.get("use_points", True))
     errors: list[str] = []
     handle = LaunchRunner(LAUNCH, arguments, output=lambda who, line, err: errors.append(
         f"[{who}] {line}") if err and "Failed to publish log" not in line else None).start()

@@ -11,7 +11,7 @@ degrades the output instead of stopping it, and the result says which sensor was
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -302,10 +302,9 @@ class FusionPipeline:
         if not self.config.tracking.enabled:
             return result
         objects, event = self.tracker.update(result.objects, stamp_ns, self.config.tracking)
-        result.status.untracked = event == OUT_OF_ORDER
-        result.status.tracks_reset = event == RESET
-        return FusionResult(objects, result.provenance, result.lidar_index,
-                            result.camera_index, result.status)
+        status = replace(result.status, untracked=event == OUT_OF_ORDER,
+                         tracks_reset=event == RESET)
+        return replace(result, objects=objects, status=status)
 
     def __call__(
         self,
