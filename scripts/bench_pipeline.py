@@ -20,7 +20,12 @@ are not built yet is reported as missing, not as a failure of the run.
 
     .venv/bin/python scripts/bench_pipeline.py --json pipeline.json \\
         [--variants baseline,prune50_int8] [--modes composed,multiprocess] [--frames 100]
-        [--custom NAME=CAMERA_MODEL,LIDAR_MODEL]
+        [--custom NAME=CAMERA_MODEL,LIDAR_MODEL] [--repeats 4]
+
+One replay is one sample of a noisy figure on a shared 2-core machine (the ROS overhead share
+of the same graph varies by several points from run to run): ``--repeats N`` runs every case
+N times, interleaved, and adds a per-case summary (median, range, runs within the targets)
+and a PNG of every run beside the JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ad_perception.monitoring import pipeline_report  # noqa: E402
 from ad_perception.ros_env import apply_ros_environment  # noqa: E402
 
 LAUNCH = ROOT / "launch" / "perception.launch.py"
@@ -73,6 +79,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--keep", type=Path, help="keep the node summaries in this folder")
     parser.add_argument("--extra-params", type=Path, help="a parameters YAML loaded after the "
                         "package's (launch argument extra_params), e.g. to compare QoS")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run every (variant, mode) this many times, interleaved (all "
+                        "cases once, then again), and summarise the spread (.png beside)")
     parser.add_argument("--warmup-s", type=float, default=3.0,
                         help="seconds of fused output at the start left out of the latency "
                         "figures (first inferences, allocation); counted, and in frames out")
@@ -87,6 +96,8 @@ def _parse() -> argparse.Namespace:
         args.custom_models[name] = {"camera_model": camera, "lidar_model": lidar}
         if name not in args.variants:
             args.variants.append(name)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = sorted(set(args.modes) - set(MODES))
     if unknown:
@@ -284,6 +295,22 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
     }
 
 
+def _case(args: argparse.Namespace, bag: Path, name: str, mode: str, models: dict | str,
+          workdir: Path, repeat: int) -> dict:
+    """One row: the case's figures, or why it is missing or failed."""
+    row = {"name": name, "mode": mode, "repeat": repeat}
+    if isinstance(models, str):
+        return row | {"status": "missing", "reason": models}
+    print(f"[bench] {name} / {mode}" + (f" (run {repeat + 1}/{args.repeats})"
+                                        if args.repeats > 1 else "") + " ...", flush=True)
+    try:
+        # each run its own summaries: a node that fails to write must not leave the last's
+        folder = workdir / f"run{repeat + 1}" if args.repeats > 1 else workdir
+        return run_case(args, bag, name, mode, models, folder) | {"repeat": repeat}
+    except (RuntimeError, KeyError) as err:
+        return row | {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+
+
 def _table(rows: list[dict]) -> str:
     # the reference per mode: baseline if it ran, else the first variant that did
     baseline: dict[str, dict] = {}
@@ -315,21 +342,14 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         workdir = args.keep or Path(tmp)
-        for name in args.variants:
-            models = _models(args, name)
-            for mode in args.modes:
-                if isinstance(models, str):
-                    rows.append({"name": name, "mode": mode, "status": "missing",
-                                 "reason": models})
-                    continue
-                print(f"[bench] {name} / {mode} ...", flush=True)
-                try:
-                    rows.append(run_case(args, bag, name, mode, models, workdir))
-                except (RuntimeError, KeyError) as err:
-                    rows.append({"name": name, "mode": mode, "status": "failed",
-                                 "reason": f"{type(err).__name__}: {err}"})
+        models = {name: _models(args, name) for name in args.variants}
+        for repeat in range(args.repeats):
+            for name in args.variants:
+                for mode in args.modes:
+                    rows.append(_case(args, bag, name, mode, models[name], workdir, repeat))
+    summary = pipeline_report.summarise_runs(rows)
     report = {
-        "variants": rows,
+        "variants": rows, "repeats": args.repeats, "summary": summary,
         "bag": str(bag), "command": " ".join(sys.argv),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
@@ -338,7 +358,12 @@ def main() -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(_table(rows))
-    print(f"[bench] wrote {args.json}")
+    written = [args.json]
+    if args.repeats > 1:
+        print()
+        print(pipeline_report.format_summary(summary))
+        written.append(pipeline_report.plot_runs(rows, args.json.with_suffix(".png")))
+    print(f"[bench] wrote {', '.join(map(str, written))}")
     return 0 if all(r["status"] != "failed" for r in rows) else 1
 
 
