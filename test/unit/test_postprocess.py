@@ -12,7 +12,13 @@ import torch
 from ad_perception.core.types import Boxes3D
 from ad_perception.models.camera_detector import CameraDetectorConfig
 from ad_perception.models.camera_postprocess import decode_camera_outputs
-from ad_perception.models.letterbox import RGB_MEAN, RGB_STD, letterbox, letterbox_transform
+from ad_perception.models.letterbox import (
+    RGB_MEAN,
+    RGB_STD,
+    letterbox,
+    letterbox_reference,
+    letterbox_transform,
+)
 from ad_perception.models.lidar_detector import LidarDetectorConfig
 from ad_perception.models.lidar_postprocess import decode_lidar_outputs, footprint_suppression
 
@@ -47,6 +53,22 @@ def test_letterbox_places_the_image_where_the_transform_says():
                                atol=1e-5)
     padding = tensor[0, :, 5, 320].numpy()  # top band is padding
     np.testing.assert_allclose(padding, (114 - RGB_MEAN) / RGB_STD, atol=1e-5)
+
+
+@pytest.mark.parametrize("image_size", [(1280, 720), (333, 517), (895, 511), (64, 64)])
+def test_letterbox_lookup_is_bit_identical_to_the_arithmetic(image_size):
+    """The level lookup must give the very floats the models were trained and calibrated
+    with (cast, subtract the mean, divide by the std, channels first), padding included."""
+    rng = np.random.default_rng(7)
+    width, height = image_size
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    tensor, transform = letterbox(image, (640, 384))
+    expected, expected_transform = letterbox_reference(image, (640, 384))
+    assert transform == expected_transform and tensor.is_contiguous()
+    assert tensor.shape == expected.shape
+    assert tensor.numpy().tobytes() == expected.numpy().tobytes()
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        letterbox_reference(image.astype(np.float32), (640, 384))
 
 
 def test_letterbox_rejects_non_rgb_uint8():
