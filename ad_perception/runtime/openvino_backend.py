@@ -8,6 +8,7 @@ the sensitivity search kept in float, and the card records which hint was measur
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,17 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+# OpenVINO pins its inference threads to cores by default on Linux, and every process picks
+# the same first cores: in the perception graph the camera and the lidar detector then share
+# core 0 while the other core idles (both inferences ~2x slower on 2 cores,
+# docs/benchmarks.md). Threads are left to the OS scheduler unless this is set to 1.
+PINNING_ENV = "AD_PERCEPTION_OPENVINO_PINNING"
+
+
 def compile_config(precision_hint: str, threads: int) -> dict[str, Any]:
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision_hint,
-                              "PERFORMANCE_HINT": "LATENCY"}
+                              "PERFORMANCE_HINT": "LATENCY",
+                              "ENABLE_CPU_PINNING": os.environ.get(PINNING_ENV, "0") == "1"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     return config

@@ -138,3 +138,18 @@ def test_missing_truncated_and_tampered_checkpoints(checkpoints, tmp_path):
         load_pipeline(bare)
     with pytest.raises(RuntimeConfigError, match="without card.json"):
         load_pipeline(tmp_path)
+
+
+@pytest.mark.parametrize("env, pinned", [(None, False), ("1", True)])
+def test_openvino_leaves_threads_to_the_scheduler_unless_asked(checkpoints, monkeypatch, env,
+                                                              pinned):
+    """Two OpenVINO processes that each pin their inference thread pin both to the same first
+    core (the perception graph's camera and lidar detectors did, docs/benchmarks.md)."""
+    from ad_perception.runtime.openvino_backend import PINNING_ENV
+
+    if env is None:
+        monkeypatch.delenv(PINNING_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PINNING_ENV, env)
+    pipeline = load_pipeline(checkpoints["camera"], backend="openvino", threads=1)
+    assert pipeline.core.compiled.get_property("ENABLE_CPU_PINNING") is pinned
