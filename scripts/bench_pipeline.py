@@ -189,9 +189,9 @@ def ros_overhead(summaries: dict[str, dict], e2e_p50: float,
     # A hop is counted from the publish() call to the reader's receipt: on a loaded machine
     # publish() of a small message can return only after the reader, woken on the same core,
     # has run its own computation; that time is the reader's work, not transport.
-    detector_publish_start = (_p50(detector.get("pipeline_latency_ms"))
-                              - _stage(detector, "publish"))
-    fusion_publish_start = _p50(fusion.get("pipeline_latency_ms")) - _stage(fusion, "publish")
+    # (ms after the sensor stamp; nodes record it as the stage "output_delay")
+    detector_publish_start = _stage(detector, "output_delay")
+    fusion_publish_start = _stage(fusion, "output_delay")
     parts = {
         "sensor_transport": max(_stage(detector, "input_delay") - lateness, 0.0),
         "detector_handling": _stage(detector, "conversion") + _stage(detector, "pack"),
@@ -207,6 +207,8 @@ def ros_overhead(summaries: dict[str, dict], e2e_p50: float,
     # publish() durations as measured, beside the hops that replace them in the sum
     reported = {"detector_publish_ms": _stage(detector, "publish"),
                 "fusion_publish_ms": _stage(fusion, "publish"),
+                "detector_publish_call_ms": detector_publish_start,
+                "fusion_publish_call_ms": fusion_publish_start,
                 "detector_done_ms": _p50(detector.get("pipeline_latency_ms")),
                 "fusion_received_ms": _p50(fusion["inputs"].get(f"{kind}/detections")),
                 "fusion_done_ms": _p50(fusion.get("pipeline_latency_ms")),

@@ -88,6 +88,7 @@ class DetectorNode(PerceptionNode):
         timer.merge(self.pipeline.last_times)
         with timer.stage("pack"):
             out = self.pack(result, msg)
+        sent_ns = self.now_ns()
         with timer.stage("publish"):
             self._publisher.publish(out)
         publish_ns = self.now_ns()
@@ -95,6 +96,9 @@ class DetectorNode(PerceptionNode):
         # before the node: transport in, then waiting in the gate (not processing time)
         stages["input_delay"] = (receive_ns - stamp) / 1e6
         stages["queue"] = (started_ns - receive_ns) / 1e6
+        # sensor stamp to the publish() call: a reader's receipt minus this is the hop
+        # (publish() may return later, after a reader woken on this core has run)
+        stages["output_delay"] = (sent_ns - stamp) / 1e6
         latency_ms = self.health.frame_done(stamp, publish_ns, stages)
         self.debug("processing_time_ms", stages["total"])
         self.debug("pipeline_latency_ms", latency_ms)

@@ -206,12 +206,14 @@ class FusionNode(PerceptionNode):
                 markers = boxes_to_markers(fused.result.objects, header,
                                            fused.result.provenance,
                                            self.params["marker_lifetime_s"])
+        sent_ns = self.now_ns()
         with timer.stage("publish"):
             self._objects.publish(objects)
             if markers is not None:
                 self._markers.publish(markers)
         publish_ns = self.now_ns()
         stages = timer.finish()
+        stages["output_delay"] = (sent_ns - fused.stamp_ns) / 1e6  # stamp to publish() call
         stages["sync_wait"] = (now - min(f.arrival_ns for f in inputs)) / 1e6  # not processing
         for sensor, frame in ((CAMERA, frames.camera), (LIDAR, frames.lidar)):
             if frame is not None:  # per input (in "conversion" already): only the later
