@@ -163,63 +163,6 @@ class CpuMeter:
         return total
 
 
-def _stage(summary: dict, name: str, key: str = "p50") -> float:
-    return float((summary.get("stages_ms", {}).get(name) or {}).get(key) or 0.0)
-
-
-def _p50(values: dict | None) -> float:
-    return float((values or {}).get("p50_ms") or 0.0)
-
-
-def ros_overhead(summaries: dict[str, dict], e2e_p50: float,
-                 source_lateness_ms: dict[str, float] | None = None) -> dict:
-    """Median ROS overhead on the critical path of the fused output (see module docstring).
-
-    ``source_lateness_ms`` (median per input topic) is how late the bag player called
-    ``publish()`` for a frame, measured in the player: a sensor driver's delay, not transport.
-    It is taken out of the sensor hop and out of the end-to-end figure the share divides by,
-    and reported beside them.
-    """
-    camera, lidar = summaries["camera_detector"], summaries["lidar_detector"]
-    fusion, monitor = summaries["fusion"], summaries["latency_monitor"]
-    slower = max((camera, "camera"), (lidar, "lidar"),
-                 key=lambda item: _p50(item[0].get("pipeline_latency_ms")))
-    detector, kind = slower
-    lateness = (source_lateness_ms or {}).get({"camera": IMAGE, "lidar": POINTS}[kind], 0.0)
-    # A hop is counted from the publish() call to the reader's receipt: on a loaded machine
-    # publish() of a small message can return only after the reader, woken on the same core,
-    # has run its own computation; that time is the reader's work, not transport.
-    # (ms after the sensor stamp; nodes record it as the stage "output_delay")
-    detector_publish_start = _stage(detector, "output_delay")
-    fusion_publish_start = _stage(fusion, "output_delay")
-    parts = {
-        "sensor_transport": max(_stage(detector, "input_delay") - lateness, 0.0),
-        "detector_handling": _stage(detector, "conversion") + _stage(detector, "pack"),
-        "publish_to_fusion": max(_p50(fusion["inputs"].get(f"{kind}/detections"))
-                                 - detector_publish_start, 0.0),
-        # fusion decodes each input on arrival: only the critical path's decode delays output
-        "fusion_handling": (_stage(fusion, f"conversion_{kind}") or _stage(fusion, "conversion"))
-        + _stage(fusion, "pack"),
-        "publish_to_monitor": max(_p50(monitor["topics"][FUSED]["totals"])
-                                  - fusion_publish_start, 0.0),
-    }
-    # what the parts are computed from (medians, ms after the sensor stamp), and the
-    # publish() durations as measured, beside the hops that replace them in the sum
-    reported = {"detector_publish_ms": _stage(detector, "publish"),
-                "fusion_publish_ms": _stage(fusion, "publish"),
-                "detector_publish_call_ms": detector_publish_start,
-                "fusion_publish_call_ms": fusion_publish_start,
-                "detector_done_ms": _p50(detector.get("pipeline_latency_ms")),
-                "fusion_received_ms": _p50(fusion["inputs"].get(f"{kind}/detections")),
-                "fusion_done_ms": _p50(fusion.get("pipeline_latency_ms")),
-                "monitor_received_ms": _p50(monitor["topics"][FUSED]["totals"])}
-    total = sum(parts.values())
-    e2e_from_publish = e2e_p50 - lateness
-    return {"critical_path": kind, "parts_ms": parts, "total_ms": total, **reported,
-            "source_lateness_ms": lateness, "e2e_from_publish_ms": e2e_from_publish,
-            "share": total / e2e_from_publish if e2e_from_publish > 0 else None}
-
-
 def _params_file(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict]:
     """The user's --extra-params with the monitor's warm-up added (one file per launch), and
     those parameters."""
@@ -288,8 +231,10 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
     frames_in = len({t for _, t, _ in read_messages(bag, [IMAGE])})
     fused = summaries["latency_monitor"]["topics"][FUSED]["totals"]
     e2e_p50, e2e_p99 = float(fused["p50_ms"] or 0), float(fused["p99_ms"] or 0)
-    overhead = ros_overhead(summaries, e2e_p50,
-                            {t: played.lateness_p50_ms(t) for t in (IMAGE, POINTS)})
+    overhead = pipeline_report.ros_overhead(
+        summaries, e2e_p50, FUSED,
+        {kind: played.lateness_p50_ms(topic) for kind, topic in (("camera", IMAGE),
+                                                                  ("lidar", POINTS))})
     gate_drops = {n: summaries[n]["dropped"] for n in ("camera_detector", "lidar_detector")}
     frames_out = int(fused["count"] + fused.get("warmup", 0) - fused["duplicates"])
     return {
@@ -306,7 +251,7 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
         "stages_ms": {node: {stage: {"p50": v["p50"], "p99": v["p99"]}
                              for stage, v in summaries[node]["stages_ms"].items()}
                       for node in ("camera_detector", "lidar_detector", "fusion")},
-        "queue_ms_p99": max(_stage(summaries[n], "queue", "p99")
+        "queue_ms_p99": max(pipeline_report.stage_value(summaries[n], "queue", "p99")
                             for n in ("camera_detector", "lidar_detector")),
         "models": models,
     }

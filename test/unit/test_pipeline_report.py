@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ad_perception.monitoring.pipeline_report import format_summary, plot_runs, summarise_runs
+from ad_perception.monitoring.pipeline_report import (
+    format_summary,
+    plot_runs,
+    ros_overhead,
+    stage_value,
+    summarise_runs,
+)
 
 
 def _rows(seed: int = 0) -> list[dict]:
@@ -60,3 +66,57 @@ def test_plot_writes_a_png(tmp_path):
 def test_the_overhead_target_is_a_parameter(target, within):
     assert summarise_runs(_rows(), overhead_target=target)[0][
         "runs_within_overhead_target"] == within
+
+
+def _summaries(lidar_publish_ms: float = 0.2, fusion_received_ms: float = 50.7) -> dict:
+    """Node summaries as the nodes write them, lidar on the critical path."""
+    def stages(**values: float) -> dict:
+        return {"stages_ms": {name: {"p50": v, "p99": v} for name, v in values.items()}}
+
+    return {
+        "camera_detector": stages(input_delay=3.0, conversion=0.1, pack=0.2, publish=0.1,
+                                  output_delay=30.0) | {"pipeline_latency_ms": {"p50_ms": 30.1}},
+        "lidar_detector": stages(input_delay=5.0, conversion=0.5, pack=0.2,
+                                 publish=lidar_publish_ms, output_delay=50.0)
+        | {"pipeline_latency_ms": {"p50_ms": 50.0 + lidar_publish_ms}},
+        "fusion": stages(conversion=0.4, conversion_lidar=0.2, pack=0.25, publish=0.1,
+                         output_delay=58.0)
+        | {"pipeline_latency_ms": {"p50_ms": 58.1},
+           "inputs": {"lidar/detections": {"p50_ms": fusion_received_ms},
+                      "camera/detections": {"p50_ms": 30.6}}},
+        "latency_monitor": {"topics": {"/objects": {"totals": {"p50_ms": 58.5}}}},
+    }
+
+
+def test_overhead_sums_the_critical_path_from_each_publish_call():
+    overhead = ros_overhead(_summaries(), 60.0, "/objects", {"lidar": 1.0, "camera": 0.5})
+    assert overhead["critical_path"] == "lidar"
+    assert overhead["parts_ms"] == pytest.approx({
+        "sensor_transport": 4.0, "detector_handling": 0.7, "publish_to_fusion": 0.7,
+        "fusion_handling": 0.45, "publish_to_monitor": 0.5})
+    assert overhead["total_ms"] == pytest.approx(6.35)
+    assert overhead["e2e_from_publish_ms"] == 59.0  # the player's lateness out of both sides
+    assert overhead["share"] == pytest.approx(6.35 / 59.0)
+
+
+def test_a_publish_that_returns_after_the_reader_ran_is_not_counted_twice():
+    """publish() took 3.6 ms because the woken fusion computed on the same core; the fusion
+    had the message 0.3 ms after the call: the hop is 0.3 ms, not 3.6."""
+    overhead = ros_overhead(_summaries(lidar_publish_ms=3.6, fusion_received_ms=50.3), 60.0,
+                            "/objects")
+    assert overhead["parts_ms"]["publish_to_fusion"] == pytest.approx(0.3)
+    assert overhead["detector_publish_ms"] == 3.6  # reported beside it
+    assert overhead["share"] == pytest.approx((5.0 + 0.7 + 0.3 + 0.45 + 0.5) / 60.0)
+
+
+def test_the_slower_detector_is_the_critical_path_and_negative_hops_count_zero():
+    summaries = _summaries(fusion_received_ms=49.0)  # medians can cross: not a negative hop
+    assert ros_overhead(summaries, 60.0, "/objects")["parts_ms"]["publish_to_fusion"] == 0.0
+    summaries["camera_detector"]["pipeline_latency_ms"]["p50_ms"] = 70.0
+    summaries["camera_detector"]["stages_ms"]["output_delay"]["p50"] = 69.9
+    summaries["fusion"]["inputs"]["camera/detections"]["p50_ms"] = 70.4
+    camera_path = ros_overhead(summaries, 80.0, "/objects", {"camera": 0.5, "lidar": 1.0})
+    assert camera_path["critical_path"] == "camera"
+    assert camera_path["parts_ms"]["sensor_transport"] == pytest.approx(2.5)
+    assert camera_path["parts_ms"]["publish_to_fusion"] == pytest.approx(0.5)
+    assert stage_value(summaries["fusion"], "no_such_stage") == 0.0
