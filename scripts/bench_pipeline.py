@@ -56,7 +56,6 @@ CAMERA_OUT, LIDAR_OUT, FUSED = ("/perception/camera/front/detections",
 MODES = {"composed": {"composed": "true", "executor": "single"},
          "composed_multi": {"composed": "true", "executor": "multi"},
          "multiprocess": {"composed": "false"}}
-COMPUTE = ("preprocess", "inference", "postprocess")
 
 
 def _parse() -> argparse.Namespace:
