@@ -59,9 +59,10 @@ def main() -> int:
     parser.add_argument("--modes", default="linear,geometric")
     parser.add_argument("--lifting", default="on",
                         help="lift camera-only boxes to 3D: on, off or on,off (both)")
-    parser.add_argument("--tracking", default="1.0",
+    parser.add_argument("--tracking", default=str(TrackingConfig().class_half_life_s),
                         help="class half-lives (s) of the tracker's votes to try, 'off' for no "
-                             "tracking, 'inf' for votes that never fade: e.g. off,0.5,1,inf")
+                             "tracking, 'inf' for votes that never fade: e.g. off,0.5,1,inf "
+                             "(default: the shipped half-life)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

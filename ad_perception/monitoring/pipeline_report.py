@@ -98,7 +98,7 @@ def summarise_runs(rows: Iterable[dict], overhead_target: float = OVERHEAD_TARGE
         p99 = [r["e2e_ms_p99"] for r in timed]
         summary.append({
             "name": name, "mode": mode, "runs": len(runs),
-            "ros_overhead_share_median": statistics.median(shares) if shares else None,
+            "ros_overhead_share_median": _median(shares),
             "ros_overhead_share_min": min(shares, default=None),
             "ros_overhead_share_max": max(shares, default=None),
             "runs_within_overhead_target": sum(s <= overhead_target for s in shares),
