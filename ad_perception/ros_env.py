@@ -26,6 +26,15 @@ ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD_BYTES),
                  "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD_BYTES)}
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc malloc.h
 
+# numpy's OpenBLAS starts a worker per core and lets each spin for a while after every call
+# before it sleeps. A node calls BLAS every frame (the fusion moves the 100k-point cloud into
+# the camera frame with one matrix product), so its workers never sleep: on the 2-core
+# development VM the fusion process burnt a whole core while fusing took 8 ms per frame, and
+# both detectors' inference ran on what was left (docs/benchmarks.md, BLAS threads). A node's
+# matrices are small; one thread, the calling one, computes them without the spinning pool.
+BLAS_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+NODE_BLAS_THREADS = 1
+
 
 def fastdds_profile_path() -> Path | None:
     """The project Fast DDS profile: source tree first, then an installed share/ copy."""
@@ -79,6 +88,30 @@ def tune_allocator() -> bool:
     if any(name in os.environ for name in ALLOCATOR_ENV):
         return False
     return keep_large_buffers_mapped()
+
+
+def limit_blas_threads(threads: int = NODE_BLAS_THREADS) -> bool:
+    """Cap the BLAS thread pools loaded in this process (numpy's OpenBLAS) at ``threads``,
+    unless the environment this process started with sized them (the user's choice stands).
+    True when a limit was applied."""
+    if any(name in os.environ for name in BLAS_THREAD_ENV):
+        return False
+    import numpy  # noqa: F401 - load its BLAS so the limit reaches it
+    from threadpoolctl import threadpool_limits
+
+    # pools loaded later (OpenCV bundles its own OpenBLAS) read their size from these when
+    # they load; the ones already loaded are resized in place, for the process's lifetime
+    os.environ.update({"OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    threadpool_limits(limits=threads, user_api="blas")
+    return True
+
+
+def blas_threads() -> list[int]:
+    """Threads of every BLAS pool loaded in this process (what a node's summary reports)."""
+    from threadpoolctl import threadpool_info
+
+    return [int(pool["num_threads"]) for pool in threadpool_info()
+            if pool.get("user_api") == "blas"]
 
 
 def keep_large_buffers_mapped() -> bool:

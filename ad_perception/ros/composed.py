@@ -32,7 +32,7 @@ from rclpy.utilities import remove_ros_args
 
 from ad_perception.core.node_params import ConfigError
 from ad_perception.ros.node_base import PerceptionNode, spin_nodes
-from ad_perception.ros_env import tune_allocator
+from ad_perception.ros_env import limit_blas_threads, tune_allocator
 
 NODE_NAMES = ("camera_detector", "lidar_detector", "fusion", "latency_monitor")
 
@@ -98,6 +98,7 @@ def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else args
     options = parse_options(remove_ros_args(argv)[1:])
     tune_allocator()  # large messages into warm heap pages (ros_env.ALLOCATOR_ENV)
+    limit_blas_threads()  # no spinning BLAS workers beside inference (ros_env)
     try:
         with rclpy.init(args=argv):
             try:

@@ -33,7 +33,7 @@ from ad_perception.core.node_params import (
 from ad_perception.monitoring.diagnostics import DiagnosticsConfig, Status, Throttle
 from ad_perception.monitoring.latency_report import write_json
 from ad_perception.monitoring.node_health import NodeHealth
-from ad_perception.ros_env import tune_allocator
+from ad_perception.ros_env import blas_threads, limit_blas_threads, tune_allocator
 
 NS_PER_S = 1_000_000_000
 
@@ -170,7 +170,7 @@ class PerceptionNode(Node):
         return [self.health.status(now_ns)]
 
     def summary(self) -> dict:
-        return self.health.summary(self.now_ns())
+        return self.health.summary(self.now_ns()) | {"blas_threads": blas_threads()}
 
     def shutdown(self) -> None:
         """Stop background work and write the summary (once); called by ``run_node``."""
@@ -212,6 +212,7 @@ def run_node(factory: Callable[[], PerceptionNode], args: list[str] | None = Non
     from rclpy.executors import SingleThreadedExecutor
 
     tune_allocator()  # large messages into warm heap pages (ros_env.ALLOCATOR_ENV)
+    limit_blas_threads()  # no spinning BLAS workers beside inference (ros_env)
     try:
         with rclpy.init(args=args):
             try:

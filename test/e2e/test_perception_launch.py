@@ -5,6 +5,7 @@ input or a missing transform is logged and counted while good input keeps flowin
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -212,7 +213,10 @@ def test_launched_graph_publishes_every_output_with_sensor_stamps(tiny_models, d
     finally:
         assert handle.stop(30) == 0, handle.lines
     assert (tmp_path / "latency_monitor.json").is_file()
-    assert (tmp_path / "camera_detector.json").is_file()
+    for node in ("camera_detector", "lidar_detector", "fusion"):
+        summary = json.loads((tmp_path / f"{node}.json").read_text())
+        # every BLAS pool capped at one thread: no spinning worker beside inference
+        assert summary["blas_threads"] and set(summary["blas_threads"]) == {1}, summary
 
 
 def _malformed(stamp_ns: int) -> tuple[Image, PointCloud2]:

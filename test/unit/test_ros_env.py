@@ -49,3 +49,35 @@ def test_allocator_settings_apply_to_the_running_process():
 
     expected = platform.libc_ver()[0] == "glibc"
     assert keep_large_buffers_mapped() is expected
+
+
+def _blas_in_fresh_process(env_extra: dict[str, str]) -> dict:
+    """BLAS pools are per process and sized when numpy loads: ask a new interpreter."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, numpy; from ad_perception.ros_env import blas_threads, "
+            "limit_blas_threads; before = blas_threads(); applied = limit_blas_threads(); "
+            "import cv2; "  # OpenCV bundles its own OpenBLAS, loaded after the limit
+            "print(json.dumps({'before': before, 'applied': applied, "
+            "'after': blas_threads()}))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env | env_extra, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_nodes_cap_blas_pools_at_one_thread():
+    result = _blas_in_fresh_process({})
+    assert result["before"], "numpy loaded no BLAS pool threadpoolctl can see"
+    assert result["applied"] is True and len(result["after"]) == 2, result
+    assert set(result["after"]) == {1}, result
+
+
+def test_a_blas_thread_count_from_the_environment_is_kept():
+    result = _blas_in_fresh_process({"OPENBLAS_NUM_THREADS": "2"})
+    assert result["applied"] is False and result["before"] == [2], result
+    assert set(result["after"]) == {2} and len(result["after"]) == 2, result
