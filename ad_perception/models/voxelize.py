@@ -60,22 +60,22 @@ def pillarize(points: torch.Tensor | np.ndarray, grid: PillarGrid) -> Pillars:
         raise ValueError(f"expected (N, 4) points x, y, z, intensity, got {tuple(points.shape)}")
     x_min, y_min, z_min, x_max, y_max, z_max = grid.point_cloud_range
     nx, ny = grid.grid_size
-    xyz = points[:, :3]
-    inside = ((xyz[:, 0] >= x_min) & (xyz[:, 0] < x_max) & (xyz[:, 1] >= y_min)
-              & (xyz[:, 1] < y_max) & (xyz[:, 2] >= z_min) & (xyz[:, 2] < z_max)
-              & torch.isfinite(points).all(dim=1))
+    x, y, z = points[:, 0], points[:, 1], points[:, 2]
+    # the range test is false for NaN and infinite coordinates: only intensity needs its own
+    inside = ((x >= x_min) & (x < x_max) & (y >= y_min) & (y < y_max) & (z >= z_min)
+              & (z < z_max) & torch.isfinite(points[:, 3]))
     points = points[inside]
     ix = ((points[:, 0] - x_min) / grid.pillar_size).floor().long().clamp(0, nx - 1)
     iy = ((points[:, 1] - y_min) / grid.pillar_size).floor().long().clamp(0, ny - 1)
     cell = iy * nx + ix
 
     # One stable sort by cell gives pillars (runs of equal cells) and each point's rank in
-    # its pillar, with the input order kept inside a pillar.
+    # its pillar, with the input order kept inside a pillar. The points themselves are
+    # gathered once, only those kept (a dense cloud fills many pillars past their cap).
     order = torch.argsort(cell, stable=True)
-    points, cell = points[order], cell[order]
-    cells, counts = torch.unique_consecutive(cell, return_counts=True)
+    cells, counts = torch.unique_consecutive(cell[order], return_counts=True)
     inverse = torch.repeat_interleave(torch.arange(len(cells)), counts)
-    rank = torch.arange(len(cell)) - (torch.cumsum(counts, 0) - counts)[inverse]
+    rank = torch.arange(len(order)) - (torch.cumsum(counts, 0) - counts)[inverse]
     kept = rank < grid.max_points_per_pillar
     if len(cells) > grid.max_pillars:
         kept_cells = torch.sort(torch.argsort(counts, descending=True, stable=True)
@@ -85,7 +85,7 @@ def pillarize(points: torch.Tensor | np.ndarray, grid: PillarGrid) -> Pillars:
         inverse = remap[inverse]
         kept &= inverse >= 0
         cells, counts = cells[kept_cells], counts[kept_cells]
-    points, inverse, rank = points[kept], inverse[kept], rank[kept]
+    points, inverse, rank = points[order[kept]], inverse[kept], rank[kept]
 
     num_pillars = len(cells)
     raw = torch.zeros(num_pillars, grid.max_points_per_pillar, 4)

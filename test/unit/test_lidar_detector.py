@@ -95,6 +95,19 @@ def test_pillarisation_caps_points_and_pillars():
     assert tuple(pillars.features.shape) == (2, 4, 9)
 
 
+def test_points_with_any_non_finite_value_make_no_pillar():
+    grid = PillarGrid((0.0, 0.0, -3.0, 4.0, 4.0, 1.0), 1.0, max_points_per_pillar=3,
+                      max_pillars=10)
+    good = np.array([[0.2, 0.4, 0.0, 0.5], [2.5, 3.5, -1.0, 0.9]], dtype=np.float32)
+    bad = np.array([[np.nan, 0.5, 0.0, 0.1], [0.5, np.inf, 0.0, 0.1], [0.5, 0.5, -np.inf, 0.1],
+                    [0.5, 0.5, 0.0, np.nan], [3.5, 0.5, 0.0, np.inf]], dtype=np.float32)
+    mixed = pillarize(np.concatenate([bad[:2], good[:1], bad[2:], good[1:]]), grid)
+    clean = pillarize(good, grid)
+    assert torch.equal(mixed.coords, clean.coords) and torch.equal(mixed.features,
+                                                                   clean.features)
+    assert mixed.num_points.tolist() == [1, 1] and torch.isfinite(mixed.features).all()
+
+
 def test_pillarisation_of_an_empty_cloud():
     pillars = pillarize(np.zeros((0, 4), dtype=np.float32), TINY.grid)
     assert tuple(pillars.features.shape) == (0, TINY.max_points_per_pillar, 9)
