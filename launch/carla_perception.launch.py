@@ -42,7 +42,7 @@ def generate_launch_description():
     ]
     forwarded = {name: LaunchConfiguration(name) for name in FORWARDED}
     defaults = {"variant": "baseline", "backend": "auto", "device": "cpu", "precision": "auto",
-                "threads": "1", "composed": "false", "executor": "single", "with_monitor": "true",
+                "threads": "1", "composed": "false", "executor": "events", "with_monitor": "true",
                 "log_level": "info"}
     arguments += [DeclareLaunchArgument(name, default_value=defaults.get(name, ""),
                                         description=f"passed to perception.launch.py ({name})")

@@ -3,8 +3,9 @@
     ros2 launch ad_perception perception.launch.py variant:=baseline device:=cpu
     ad-perception launch perception.launch.py composed:=true     # (pip ROS, no launch_ros)
 
-One process per node, or all of them in one process (``composed:=true``; single-threaded
-executor by default, ``executor:=multi`` for a MultiThreadedExecutor). Per-node settings
+One process per node, or all of them in one process (``composed:=true``); rclpy's
+EventsExecutor in every process by default (``executor:=single`` or ``multi`` for the
+classic ones). Per-node settings
 live in config/<node>.yaml; the arguments below override the model settings, topics and
 frames. Topic arguments remap the nodes' relative names (image, camera_info, points,
 detections, objects), so the graph can sit on any sensor layout, e.g. carla-ros-bridge
@@ -34,8 +35,9 @@ ARGUMENTS = [
     ("namespace", "", "namespace of the perception nodes"),
     ("use_sim_time", "false", "use /clock (bag replay with --clock, CARLA)"),
     ("composed", "false", "all nodes in one process"),
-    ("executor", "single", "composed mode's executor: single (SingleThreadedExecutor; the "
-     "detectors infer in worker threads) or multi (MultiThreadedExecutor)"),
+    ("executor", "events", "executor of every node process (and of the composed one): events "
+     "(rclpy's EventsExecutor), single (SingleThreadedExecutor) or multi "
+     "(MultiThreadedExecutor); the detectors infer in worker threads either way"),
     ("with_monitor", "true", "start the latency_monitor"),
     ("image_topic", "/sensing/camera/front/image_raw", "camera image (sensor_msgs/Image)"),
     ("camera_info_topic", "/sensing/camera/front/camera_info", "sensor_msgs/CameraInfo"),
@@ -117,7 +119,8 @@ def _nodes(context):
         elif name == "latency_monitor":
             own["summary_path"] = default_summary
         nodes.append(Node(package="ad_perception", executable=name, name=name,
-                          namespace=namespace, parameters=[*files, own],
+                          namespace=namespace, arguments=["--executor", arg("executor")],
+                          parameters=[*files, own],
                           remappings=_remaps(topics)[name], ros_arguments=ros_arguments,
                           output="screen"))
     return nodes

@@ -3,7 +3,9 @@
 lidar 10 Hz), per model variant and per process layout, all in one run.
 
 For each variant (baseline and compressed ones from ad_perception.eval.variants) and each
-mode (``composed``: every node in one process; ``multiprocess``: one process per node) the
+mode (``composed``: every node in one process; ``multiprocess``: one process per node; both
+with rclpy's EventsExecutor, the launch default; ``*_single`` and ``composed_multi``: the
+same layout with a SingleThreadedExecutor / MultiThreadedExecutor) the
 graph is started from launch/perception.launch.py through the launch runner, the bag is
 replayed restamped to wall time once the detectors are loaded, and the nodes' shutdown
 summaries give per-stage and end-to-end latency, drops and throughput. CPU use is the
@@ -53,9 +55,11 @@ IMAGE, INFO, POINTS = ("/sensing/camera/front/image_raw", "/sensing/camera/front
 CAMERA_OUT, LIDAR_OUT, FUSED = ("/perception/camera/front/detections",
                                 "/perception/lidar/detections", "/perception/objects")
 # mode -> launch arguments
-MODES = {"composed": {"composed": "true", "executor": "single"},
-         "composed_multi": {"composed": "true", "executor": "multi"},
-         "multiprocess": {"composed": "false"}}
+MODES = {"multiprocess": {"composed": "false", "executor": "events"},
+         "multiprocess_single": {"composed": "false", "executor": "single"},
+         "composed": {"composed": "true", "executor": "events"},
+         "composed_single": {"composed": "true", "executor": "single"},
+         "composed_multi": {"composed": "true", "executor": "multi"}}
 
 
 def _parse() -> argparse.Namespace:
@@ -238,6 +242,8 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
     frames_out = int(fused["count"] + fused.get("warmup", 0) - fused["duplicates"])
     return {
         "name": name, "mode": mode, "status": "ok",
+        "layout": "composed" if MODES[mode]["composed"] == "true" else "multiprocess",
+        "executor": MODES[mode]["executor"],
         "e2e_ms_p50": e2e_p50, "e2e_ms_p99": e2e_p99, "e2e_ms_max": fused["max_ms"],
         "warmup_frames": fused.get("warmup", 0),
         "frames_in": frames_in, "frames_out": frames_out,
@@ -278,18 +284,18 @@ def _table(rows: list[dict]) -> str:
     for r in sorted((r for r in rows if r["status"] == "ok"),
                     key=lambda r: r["name"] != "baseline"):
         baseline.setdefault(r["mode"], r)
-    lines = [f"{'variant':<22} {'mode':<13} {'e2e p50':>8} {'e2e p99':>8} {'vs base':>8} "
+    lines = [f"{'variant':<22} {'mode':<19} {'e2e p50':>8} {'e2e p99':>8} {'vs base':>8} "
              f"{'in':>4} {'out':>4} {'drop':>5} {'ROS %':>6} {'CPU %':>6}"]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"{r['name']:<22} {r['mode']:<13} {r['status']}: {r['reason'][:60]}")
+            lines.append(f"{r['name']:<22} {r['mode']:<19} {r['status']}: {r['reason'][:60]}")
             continue
         base = baseline.get(r["mode"])
         ratio = (f"{base['e2e_ms_p99'] / r['e2e_ms_p99']:.2f}x"
                  if base and r["e2e_ms_p99"] else "-")
         share = r["ros_overhead_share"]
         lines.append(
-            f"{r['name']:<22} {r['mode']:<13} {r['e2e_ms_p50']:>8.1f} {r['e2e_ms_p99']:>8.1f} "
+            f"{r['name']:<22} {r['mode']:<19} {r['e2e_ms_p50']:>8.1f} {r['e2e_ms_p99']:>8.1f} "
             f"{ratio:>8} {r['frames_in']:>4} {r['frames_out']:>4} {r['dropped']:>5} "
             f"{(share or 0) * 100:>6.1f} {r['cpu_percent']:>6.0f}")
     return "\n".join(lines)

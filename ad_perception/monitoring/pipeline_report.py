@@ -117,7 +117,7 @@ def _median(values: list[float]) -> float | None:
 
 
 def format_summary(summary: list[dict]) -> str:
-    lines = [f"{'variant':<22} {'mode':<13} {'runs':>4} {'ROS % median (min-max)':>24} "
+    lines = [f"{'variant':<22} {'mode':<19} {'runs':>4} {'ROS % median (min-max)':>24} "
              f"{'<=10%':>6} {'p99 median/max':>15} {'<=150':>6} {'dropped':>8}"]
     for s in summary:
         share = s["ros_overhead_share_median"]
@@ -127,7 +127,7 @@ def format_summary(summary: list[dict]) -> str:
         p99 = ("-" if s["e2e_ms_p99_median"] is None else
                f"{s['e2e_ms_p99_median']:.0f}/{s['e2e_ms_p99_max']:.0f}")
         lines.append(
-            f"{s['name']:<22} {s['mode']:<13} {s['runs']:>4} {spread:>24} "
+            f"{s['name']:<22} {s['mode']:<19} {s['runs']:>4} {spread:>24} "
             f"{s['runs_within_overhead_target']:>6} {p99:>15} "
             f"{s['runs_within_p99_target']:>6} {s['dropped_total']:>8}")
     return "\n".join(lines)

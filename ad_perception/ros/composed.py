@@ -1,11 +1,11 @@
 """perception_composed: every perception node in one process, one executor.
 
-The executor is single-threaded by default: the heavy work already runs in each detector's
-worker thread, every callback left is short (raw CDR in, a gate offer, a fusion step), and
+The executor is rclpy's EventsExecutor by default (``--executor events``), as for one
+process per node; ``single`` and ``multi`` remain. The heavy work runs in each detector's
+worker thread, so every callback left is short (raw CDR in, a gate offer, a fusion step):
 rclpy's MultiThreadedExecutor adds per-callback futures and GIL hand-offs between its
 threads that starved the fusion and monitor callbacks on 2 cores (measured in
 docs/benchmarks.md: p99 1.8 s and half the frames lost with it, 85 ms and none without).
-``--executor multi`` keeps it available.
 
 One process saves the serialisation and the loopback hop between the nodes' address spaces
 (and the per-process interpreter and model memory); the pipeline benchmark compares it with
@@ -22,16 +22,17 @@ import os
 import sys
 
 import rclpy
-from rclpy.executors import (
-    ExternalShutdownException,
-    MultiThreadedExecutor,
-    SingleThreadedExecutor,
-)
+from rclpy.executors import ExternalShutdownException
 from rclpy.parameter import Parameter
 from rclpy.utilities import remove_ros_args
 
 from ad_perception.core.node_params import ConfigError
-from ad_perception.ros.node_base import PerceptionNode, spin_nodes
+from ad_perception.ros.node_base import (
+    PerceptionNode,
+    add_executor_option,
+    make_executor,
+    spin_nodes,
+)
 from ad_perception.ros_env import limit_blas_threads, tune_allocator
 
 NODE_NAMES = ("camera_detector", "lidar_detector", "fusion", "latency_monitor")
@@ -48,8 +49,7 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
                         help="each node writes <DIR>/<node>.json at shutdown")
     parser.add_argument("--monitor-summary", default="",
                         help="latency_monitor summary path when --summary-dir is not given")
-    parser.add_argument("--executor", choices=("single", "multi"), default="single",
-                        help="SingleThreadedExecutor (default) or MultiThreadedExecutor")
+    add_executor_option(parser)
     parser.add_argument("--executor-threads", type=int, default=0,
                         help="MultiThreadedExecutor threads (0: one per node)")
     options = parser.parse_args(argv)
@@ -106,12 +106,8 @@ def main(args: list[str] | None = None) -> int:
             except ConfigError as err:
                 print(f"configuration error: {err}", file=sys.stderr, flush=True)
                 return 2
-            if options.executor == "multi":
-                threads = options.executor_threads or len(nodes) + 1
-                executor = MultiThreadedExecutor(num_threads=threads)
-            else:
-                executor = SingleThreadedExecutor()
-            spin_nodes(nodes, executor)
+            spin_nodes(nodes, *make_executor(options.executor,
+                                             options.executor_threads or len(nodes) + 1))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     return 0

@@ -7,6 +7,7 @@ this module only moves values between it and rclpy, so a node file is its data p
 
 from __future__ import annotations
 
+import argparse
 import array
 import sys
 from collections.abc import Callable, Iterable
@@ -17,9 +18,14 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.utilities import remove_ros_args
 from std_msgs.msg import Float64
 
 from ad_perception.core.node_params import (
@@ -183,12 +189,45 @@ class PerceptionNode(Node):
             print(f"[{self.get_name()}] summary written to {path}", file=sys.stderr, flush=True)
 
 
-def spin_nodes(nodes: list[PerceptionNode], executor: Any) -> None:
+# rclpy's EventsExecutor (rclpy.experimental) dispatches from a C++ event queue instead of
+# rebuilding a wait set in Python on every wake: with one process per node it took 0.5 ms
+# off the hop from a detector to the fusion and 1.2 ms of ROS overhead off the fused path on
+# 2 cores (docs/benchmarks.md, "Session 2026-11-29 (fifth)"). single and multi stay available.
+EXECUTORS = ("events", "single", "multi")
+DEFAULT_EXECUTOR = "events"
+
+
+def make_executor(kind: str, threads: int = 0, context: Any = None) -> tuple[Any, bool]:
+    """The executor named ``kind`` and whether to spin it with a ``spin_once`` loop: the
+    EventsExecutor's ``spin()`` does not return on SIGINT/SIGTERM, a loop of short
+    ``spin_once`` calls stops as soon as the context is shut down."""
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor(context=context), True
+    if kind == "multi":
+        return MultiThreadedExecutor(num_threads=threads or None, context=context), False
+    if kind == "single":
+        return SingleThreadedExecutor(context=context), False
+    raise ValueError(f"unknown executor {kind!r}; choose from {', '.join(EXECUTORS)}")
+
+
+def add_executor_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", choices=EXECUTORS, default=DEFAULT_EXECUTOR,
+                        help="events (rclpy's EventsExecutor, default), single "
+                        "(SingleThreadedExecutor) or multi (MultiThreadedExecutor)")
+
+
+def spin_nodes(nodes: list[PerceptionNode], executor: Any, loop: bool = False) -> None:
     """Spin until shutdown, then stop every node and write its summary."""
     try:
         for node in nodes:
             executor.add_node(node)
-        executor.spin()
+        if loop:
+            while nodes[0].context.ok():
+                executor.spin_once(timeout_sec=0.1)
+        else:
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
@@ -208,19 +247,22 @@ def spin_nodes(nodes: list[PerceptionNode], executor: Any) -> None:
 
 def run_node(factory: Callable[[], PerceptionNode], args: list[str] | None = None) -> int:
     """``main`` of a node: init, build, spin, clean up; a ConfigError exits with status 2
-    and the message (the launch then stops with it instead of running half a graph)."""
-    from rclpy.executors import SingleThreadedExecutor
-
+    and the message (the launch then stops with it instead of running half a graph).
+    Options before ``--ros-args``: ``--executor events|single|multi``."""
+    argv = sys.argv if args is None else args
+    parser = argparse.ArgumentParser(prog=argv[0] if argv else "node")
+    add_executor_option(parser)
+    options = parser.parse_args(remove_ros_args(argv)[1:])
     tune_allocator()  # large messages into warm heap pages (ros_env.ALLOCATOR_ENV)
     limit_blas_threads()  # no spinning BLAS workers beside inference (ros_env)
     try:
-        with rclpy.init(args=args):
+        with rclpy.init(args=argv):
             try:
                 node = factory()
             except ConfigError as err:
                 print(f"configuration error: {err}", file=sys.stderr, flush=True)
                 return 2
-            spin_nodes([node], SingleThreadedExecutor())
+            spin_nodes([node], *make_executor(options.executor))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     return 0

@@ -45,6 +45,9 @@ def test_default_graph_one_process_per_node_on_design_topics():
     assert list(plan) == NODES
     camera_cmd, camera_files = plan["camera_detector"]
     assert Path(camera_cmd[0]).name == "camera_detector"
+    assert camera_cmd[1:3] == ["--executor", "events"]  # before --ros-args, every node
+    single = _plan("perception.launch.py", executor="single")
+    assert all(cmd[1:3] == ["--executor", "single"] for cmd, _ in single.values())
     assert _remaps(camera_cmd) == {"image": "/sensing/camera/front/image_raw",
                                    "camera_info": "/sensing/camera/front/camera_info",
                                    "detections": "/perception/camera/front/detections"}
@@ -73,7 +76,7 @@ def test_composed_mode_is_one_process_with_node_scoped_remaps():
     cmd, files = plan[name]
     assert Path(cmd[0]).name == "perception_composed"
     assert cmd[1:7] == ["--nodes", "camera_detector,lidar_detector,fusion",
-                        "--executor", "single", "--lidar-model", "/models/lidar"]
+                        "--executor", "events", "--lidar-model", "/models/lidar"]
     assert cmd[7] == "--monitor-summary" and cmd[8].endswith("ad_perception/latency_summary.json")
     assert "__ns:=/vehicle" in cmd
     remaps = _remaps(cmd)
