@@ -30,8 +30,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc malloc.h
 # before it sleeps. A node calls BLAS every frame (the fusion moves the 100k-point cloud into
 # the camera frame with one matrix product), so its workers never sleep: on the 2-core
 # development VM the fusion process burnt a whole core while fusing took 8 ms per frame, and
-# both detectors' inference ran on what was left (docs/benchmarks.md, BLAS threads). A node's
-# matrices are small; one thread, the calling one, computes them without the spinning pool.
+# both detectors' inference ran on what was left (docs/benchmarks.md, "The fusion process
+# burnt a whole core in OpenBLAS"). A node's matrices are small; one thread, the calling
+# one, computes them without the spinning pool.
 BLAS_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 NODE_BLAS_THREADS = 1
 

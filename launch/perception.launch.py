@@ -5,11 +5,10 @@
 
 One process per node, or all of them in one process (``composed:=true``); rclpy's
 EventsExecutor in every process by default (``executor:=single`` or ``multi`` for the
-classic ones). Per-node settings
-live in config/<node>.yaml; the arguments below override the model settings, topics and
-frames. Topic arguments remap the nodes' relative names (image, camera_info, points,
-detections, objects), so the graph can sit on any sensor layout, e.g. carla-ros-bridge
-(carla_perception.launch.py).
+classic ones). Per-node settings live in config/<node>.yaml; the arguments below override
+the model settings, topics and frames. Topic arguments remap the nodes' relative names
+(image, camera_info, points, detections, objects), so the graph can sit on any sensor
+layout, e.g. carla-ros-bridge (carla_perception.launch.py).
 """
 
 import os

@@ -190,9 +190,9 @@ class PerceptionNode(Node):
 
 
 # rclpy's EventsExecutor (rclpy.experimental) dispatches from a C++ event queue instead of
-# rebuilding a wait set in Python on every wake: with one process per node it took 0.5 ms
-# off the hop from a detector to the fusion and 1.2 ms of ROS overhead off the fused path on
-# 2 cores (docs/benchmarks.md, "Session 2026-11-29 (fifth)"). single and multi stay available.
+# rebuilding a wait set in Python on every wake: on 2 cores it took 0.1-0.5 ms off the hop
+# from a detector to the fusion, 0.2-1.2 ms of ROS overhead off the fused path and 3-16 ms
+# off its p99 (docs/benchmarks.md, "Session 2026-11-29 (fifth)"). single and multi remain.
 EXECUTORS = ("events", "single", "multi")
 DEFAULT_EXECUTOR = "events"
 
