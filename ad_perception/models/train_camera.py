@@ -177,10 +177,17 @@ def repeat_factors(labels: list[np.ndarray], num_classes: int,
 
 
 def normalise(images_uint8: torch.Tensor) -> torch.Tensor:
-    """(B, h, w, 3) uint8 -> (B, 3, h, w) float32 normalised as ``letterbox`` does."""
+    """(B, h, w, 3) uint8 -> (B, 3, h, w) float32 normalised as ``letterbox`` does.
+
+    Returned contiguous (NCHW), not as the channels-last view the permute gives: with
+    channels-last input, torch 2.14's oneDNN picks a ``jit:avx512_core`` backward-weights
+    kernel for the stem that corrupts the heap once pruning leaves it 8 output channels
+    ("double free or corruption" in the first backward of a 60 % pruned camera model; see
+    docs/benchmarks.md). NCHW trains as fast here and matches inference (``letterbox``).
+    """
     mean = torch.from_numpy(RGB_MEAN).view(1, 3, 1, 1)
     std = torch.from_numpy(RGB_STD).view(1, 3, 1, 1)
-    return (images_uint8.permute(0, 3, 1, 2).float() - mean) / std
+    return ((images_uint8.permute(0, 3, 1, 2).float() - mean) / std).contiguous()
 
 
 class CameraTask:
