@@ -184,10 +184,11 @@ def normalise(images_uint8: torch.Tensor) -> torch.Tensor:
     kernel for the stem that corrupts the heap once pruning leaves it 8 output channels
     ("double free or corruption" in the first backward of a 60 % pruned camera model; see
     docs/benchmarks.md). NCHW trains as fast here and matches inference (``letterbox``).
+    The uint8 images are made contiguous, a quarter of the bytes of the float batch.
     """
     mean = torch.from_numpy(RGB_MEAN).view(1, 3, 1, 1)
     std = torch.from_numpy(RGB_STD).view(1, 3, 1, 1)
-    return ((images_uint8.permute(0, 3, 1, 2).float() - mean) / std).contiguous()
+    return (images_uint8.permute(0, 3, 1, 2).contiguous().float() - mean) / std
 
 
 class CameraTask:

@@ -53,16 +53,16 @@ def ros_overhead(summaries: dict[str, dict], e2e_p50: float, fused_topic: str,
     # (ms after the sensor stamp; nodes record it as the stage "output_delay")
     detector_publish_start = stage_value(detector, "output_delay")
     fusion_publish_start = stage_value(fusion, "output_delay")
+    fusion_received = _p50(fusion["inputs"].get(f"{kind}/detections"))
+    monitor_received = _p50(monitor["topics"][fused_topic]["totals"])
     parts = {
         "sensor_transport": max(stage_value(detector, "input_delay") - lateness, 0.0),
         "detector_handling": stage_value(detector, "conversion") + stage_value(detector, "pack"),
-        "publish_to_fusion": max(_p50(fusion["inputs"].get(f"{kind}/detections"))
-                                 - detector_publish_start, 0.0),
+        "publish_to_fusion": max(fusion_received - detector_publish_start, 0.0),
         # fusion decodes each input on arrival: only the critical path's decode delays output
         "fusion_handling": (stage_value(fusion, f"conversion_{kind}")
                             or stage_value(fusion, "conversion")) + stage_value(fusion, "pack"),
-        "publish_to_monitor": max(_p50(monitor["topics"][fused_topic]["totals"])
-                                  - fusion_publish_start, 0.0),
+        "publish_to_monitor": max(monitor_received - fusion_publish_start, 0.0),
     }
     # what the parts are computed from (medians, ms after the sensor stamp), and the
     # publish() durations as measured, beside the hops that replace them in the sum
@@ -71,9 +71,9 @@ def ros_overhead(summaries: dict[str, dict], e2e_p50: float, fused_topic: str,
                 "detector_publish_call_ms": detector_publish_start,
                 "fusion_publish_call_ms": fusion_publish_start,
                 "detector_done_ms": _p50(detector.get("pipeline_latency_ms")),
-                "fusion_received_ms": _p50(fusion["inputs"].get(f"{kind}/detections")),
+                "fusion_received_ms": fusion_received,
                 "fusion_done_ms": _p50(fusion.get("pipeline_latency_ms")),
-                "monitor_received_ms": _p50(monitor["topics"][fused_topic]["totals"])}
+                "monitor_received_ms": monitor_received}
     total = sum(parts.values())
     e2e_from_publish = e2e_p50 - lateness
     return {"critical_path": kind, "parts_ms": parts, "total_ms": total, **reported,
