@@ -69,7 +69,10 @@ class OpenVinoCore:
     def __call__(self, tensor: torch.Tensor | np.ndarray) -> list[np.ndarray]:
         check_input("OpenVINO input", tensor, self.input_shape, fixed_batch=True)
         array = tensor.numpy() if isinstance(tensor, torch.Tensor) else np.asarray(tensor)
-        self.request.infer({0: np.ascontiguousarray(array, dtype=np.float32)})
+        # share_inputs: the request reads the caller's array (alive for this synchronous
+        # call) instead of first copying its 5.5 MB into a tensor of its own
+        self.request.infer({0: np.ascontiguousarray(array, dtype=np.float32)},
+                           share_inputs=True)
         # The request owns the output buffers and overwrites them next frame: copy.
         return [np.array(self.request.get_output_tensor(i).data, dtype=np.float32)
                 for i in range(self.outputs)]
