@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from ad_perception import CAMERA_STEMS
+
 
 class RecipeError(ValueError):
     """A recipe that cannot run as written; the message names the step and key to fix."""
@@ -59,6 +61,22 @@ class LowRankParams:
     max_param_ratio: float = 0.75  # factor only if the pair has at most this share of params
     round_to: int = 8
     skip_output_layers: bool = True
+
+
+# where a new stem's fit is measured: its own output, or after trunk stage N
+RESTEM_FIT_DEPTHS = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+
+@dataclass
+class RestemParams:
+    stem: str = "patch4"  # what the camera trunk's stem becomes (models/backbone.STEMS)
+    # the new stem and the trunk stages up to this one learn the old output at this depth
+    fit_to: str = "layer2"  # stem | layer1 | layer2 | layer3 | layer4
+    epochs: int = 10  # passes over the training frames for that fit
+    lr: float = 3e-3
+    batch_size: int = 8
+    max_frames: int = 0  # 0: every training frame
+    seed: int = 0
 
 
 @dataclass
@@ -105,11 +123,14 @@ class PrecisionParams:
 
 STEP_TYPES: dict[str, type] = {
     "prune": PruneParams, "finetune": FinetuneParams, "lowrank": LowRankParams,
-    "graph": GraphParams, "ptq": PtqParams, "qat": QatParams, "precision": PrecisionParams,
+    "restem": RestemParams, "graph": GraphParams, "ptq": PtqParams, "qat": QatParams,
+    "precision": PrecisionParams,
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("prune", "importance"): ("l1", "l2", "group_norm", "taylor"),
     ("prune", "scope"): ("global", "uniform"),
+    ("restem", "stem"): CAMERA_STEMS,
+    ("restem", "fit_to"): RESTEM_FIT_DEPTHS,
     ("ptq", "engine"): ("openvino", "onnxruntime"),
     ("ptq", "calibration"): ("mean_minmax", "minmax", "percentile", "histogram", "entropy"),
     ("ptq", "preset"): ("mixed", "performance"),
@@ -231,6 +252,12 @@ def _validate_ranges(recipe: Recipe, where: str) -> None:
         if step.kind == "ptq" and params.engine == "onnxruntime" and params.sensitivity_search:
             raise RecipeError(f"{at}: the sensitivity search runs on the openvino engine; set "
                               f"sensitivity_search: false with engine onnxruntime")
+        if step.kind == "restem" and list(recipe.models) != ["camera"]:
+            raise RecipeError(f"{at}: restem replaces the camera trunk's stem; the recipe's "
+                              f"models must be [camera], got {list(recipe.models)}")
+        if step.kind == "restem" and (params.epochs < 1 or params.lr <= 0):
+            raise RecipeError(f"{at}: epochs must be >= 1 and lr > 0 (the new stem starts "
+                              f"untrained)")
         if step.kind in ("finetune", "qat") and params.epochs < 0:
             raise RecipeError(f"{at}: epochs must be >= 0")
     kinds = [step.kind for step in recipe.steps]

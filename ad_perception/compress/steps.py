@@ -70,6 +70,35 @@ def lowrank(runner: Any, index: int, params: Any) -> dict[str, Any]:
     return {"factored_layers": len(ranks), "layers": layers}
 
 
+def restem(runner: Any, index: int, params: Any) -> dict[str, Any]:
+    from ad_perception.compress.restem import restem_camera
+
+    if runner.kind != "camera":
+        raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (restem) is for the "
+                          f"camera detector, not {runner.kind}")
+    if not runner.data.has_train:
+        raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (restem) fits the new "
+                          f"stem on training frames: give --train BAG...")
+    task = runner.data.task(runner.student, runner.config, params.batch_size,
+                            params.max_frames, params.seed)
+
+    def batches(epoch: int) -> Any:
+        return (task.inputs(batch) for batch in task.train_batches(epoch))
+
+    from tqdm import tqdm
+
+    def progress(items: Any, total: int, label: str) -> Any:
+        return tqdm(items, total=total, desc=label, unit="batch", leave=False,
+                    disable=not runner.options.progress)
+    effects = restem_camera(runner.student, params.stem, batches, params.epochs,
+                            task.batches_per_epoch(), params.lr,
+                            runner.step_dir(index, "restem"), params.seed, progress,
+                            params.fit_to)
+    runner.config = sync_config(runner.student, runner.kind,
+                                dataclasses.replace(runner.config, stem=params.stem))
+    return effects
+
+
 def _op_counts(onnx_bytes: bytes) -> dict[str, int]:
     import onnx
 

@@ -13,27 +13,35 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from ad_perception import CAMERA_STEMS
 from ad_perception.models.layers import make_divisible
 
 RESNET18_WIDTHS = (64, 128, 256, 512)
 RESNET18_DEPTHS = (2, 2, 2, 2)
 # Output stride of the stem and of each of the four stages.
 STAGE_STRIDES = (4, 8, 16, 32)
+# How the stem reaches stride 4. ``conv7_maxpool`` is torchvision's (7x7 stride-2 conv, 3x3
+# stride-2 max-pool). ``patch4`` is a 4x4 stride-4 conv on non-overlapping patches: on the
+# int8 CPU path the 7x7 conv over 3 input channels and the max-pool over the half-resolution
+# map were a third of the pruned detector's time, while the patch conv is one dense GEMM over
+# 48 values per output and no pool. Both give the same channels at stride 4, so the rest of
+# the network is untouched; a compression step (``restem``) swaps one for the other.
+STEMS = CAMERA_STEMS
 
 
 class ResNetTrunk(nn.Module):
     """ResNet-18 trunk returning the stride-8, 16 and 32 feature maps (C3, C4, C5)."""
 
-    def __init__(self, width_multiplier: float = 1.0) -> None:
+    def __init__(self, width_multiplier: float = 1.0, stem: str = "conv7_maxpool") -> None:
         super().__init__()
         widths = [make_divisible(w * width_multiplier) for w in RESNET18_WIDTHS]
         self.out_channels = tuple(widths[1:])
-        stem = widths[0]
-        self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(stem)
+        self.stem_kind = stem
+        self.conv1, pool = make_stem(stem, widths[0])
+        self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        in_channels = stem
+        self.maxpool = pool  # the name torchvision gives it, Identity for a patch stem
+        in_channels = widths[0]
         for index, (width, depth) in enumerate(zip(widths, RESNET18_DEPTHS, strict=True)):
             stride = 1 if index == 0 else 2
             setattr(self, f"layer{index + 1}", _make_stage(in_channels, width, depth, stride))
@@ -49,6 +57,16 @@ class ResNetTrunk(nn.Module):
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
         return c3, c4, c5
+
+
+def make_stem(kind: str, channels: int) -> tuple[nn.Conv2d, nn.Module]:
+    """(conv, pool) of a stem; the batch norm and ReLU between them are the same for all."""
+    if kind == "conv7_maxpool":
+        return (nn.Conv2d(3, channels, kernel_size=7, stride=2, padding=3, bias=False),
+                nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    if kind == "patch4":
+        return nn.Conv2d(3, channels, kernel_size=4, stride=4, bias=False), nn.Identity()
+    raise ValueError(f"unknown stem {kind!r}; choose one of {', '.join(STEMS)}")
 
 
 def _make_stage(in_channels: int, width: int, depth: int, stride: int) -> nn.Sequential:

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional
 
 from ad_perception import CLASSES
-from ad_perception.models.backbone import ResNetTrunk
+from ad_perception.models.backbone import STEMS, ResNetTrunk
 from ad_perception.models.layers import conv_bn_relu, init_prior_bias
 
 # Per level the core emits: class logits (B, K, H, W), box distances (B, 4, H, W) as
@@ -40,6 +40,7 @@ class CameraDetectorConfig:
 
     input_size: tuple[int, int] = (640, 384)  # network input (width, height) in pixels
     width_multiplier: float = 1.0  # ResNet-18 trunk width; 1.0 is torchvision's resnet18
+    stem: str = "conv7_maxpool"  # or patch4 (4x4 stride-4 conv; see backbone.STEMS)
     fpn_channels: int = 96
     head_convs: int = 2  # conv+BN+ReLU layers in each classification / regression tower
     strides: tuple[int, ...] = (8, 16, 32)  # pyramid levels; > 32 adds stride-2 convs on P5
@@ -64,6 +65,8 @@ class CameraDetectorConfig:
                 f"input_size {self.input_size} must be divisible by the largest stride "
                 f"{strides[-1]} so every level has a whole number of cells"
             )
+        if self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {', '.join(STEMS)}, got {self.stem!r}")
         if self.fpn_channels % 8:
             raise ValueError(f"fpn_channels must be a multiple of 8, got {self.fpn_channels}")
         object.__setattr__(self, "input_size", (int(width), int(height)))
@@ -157,7 +160,7 @@ class CameraDetector(nn.Module):
 
     def __init__(self, config: CameraDetectorConfig) -> None:
         super().__init__()
-        self.trunk = ResNetTrunk(config.width_multiplier)
+        self.trunk = ResNetTrunk(config.width_multiplier, config.stem)
         self.fpn = FeaturePyramid(self.trunk.out_channels, config.strides, config.fpn_channels)
         self.heads = nn.ModuleList(
             LevelHead(config.fpn_channels, config.num_classes, config.head_convs)

@@ -51,6 +51,11 @@ def test_parameters_are_filled_and_typed():
      r"sensitivity search runs on the openvino"),
     ("steps: [{qat: {}}]", r"a qat step needs a ptq step"),
     ("steps: [ptq, {precision: {}}]", r"one ptq or one precision step"),
+    ("steps: [{restem: {}}]", r"restem replaces the camera trunk's stem; the recipe's models "
+     r"must be \[camera\]"),
+    ("models: [camera]\nsteps: [{restem: {stem: conv3}}]", r"stem must be one of \['conv7_max"),
+    ("models: [camera]\nsteps: [{restem: {epochs: 0}}]", r"epochs must be >= 1 and lr > 0"),
+    ("models: [camera]\nsteps: [{restem: {fit_to: fpn}}]", r"fit_to must be one of \['stem'"),
     ("steps: []", r"'steps' must be a non-empty list"),
     ("stpes: [ptq]", r"unknown top-level key\(s\) \['stpes'\]"),
     ("budget: {max_loss: 1}\nsteps: [ptq]", r"budget: unknown key\(s\) \['max_loss'\]"),

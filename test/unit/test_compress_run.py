@@ -20,11 +20,13 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 RECIPE = """
 name: every_step
+models: [camera]
 budget: {max_drop: 100.0}
 steps:
   - prune: {importance: l1, ratio: 0.5, scope: uniform, iterations: 2,
             finetune_epochs_between: 1}
   - finetune: {epochs: 1, batch_size: 2}
+  - restem: {stem: patch4, epochs: 1, batch_size: 2}
   - lowrank: {energy: 0.9, min_channels: 16, max_param_ratio: 0.9}
   - graph: {fold_batchnorm: true, simplify: true}
   - ptq: {calibration_frames: 4, sensitivity_search: false}
@@ -63,9 +65,12 @@ def variant(workspace):
 def test_card_records_every_step(variant, workspace):
     card = json.loads((variant / "card.json").read_text())
     assert card["backend"] == "openvino" and card["precision"] == "int8"
-    assert [s["step"] for s in card["steps"]] == ["prune", "finetune", "lowrank", "graph", "ptq",
-                                                  "qat"]
-    prune, *_, ptq, qat = card["steps"]
+    assert [s["step"] for s in card["steps"]] == ["prune", "finetune", "restem", "lowrank",
+                                                  "graph", "ptq", "qat"]
+    prune, _, restem, *_, ptq, qat = card["steps"]
+    assert restem["stem"] == {"from": "conv7_maxpool", "to": "patch4"}
+    assert card["config"]["stem"] == "patch4" and len(restem["fit"]) == 1
+    assert not restem["reused_fit"]
     assert prune["size_after"]["macs"] <= 0.5 * prune["size_before"]["macs"]
     assert ptq["quantizers"] > 5 and "skipped" in qat
     assert set(card["files"]) == {"model.pt", "model.pt.json", "model.xml", "model.bin"}
@@ -98,9 +103,12 @@ def test_rerun_resumes_the_finetunes(variant, workspace, capsys):
     root, bag, baseline = workspace
     code, captured = _compress(root, bag, baseline, root / "every_step.yaml", variant, capsys)
     assert code == 0
-    # the between-iterations and main fine-tunes pick up their finished states, not retrain
+    # the between-iterations and main fine-tunes pick up their finished states, not retrain,
+    # and the stem fit is reloaded (the same weights as the first run's)
     reused = captured.out.count("already trained") + captured.out.count("resuming")
     assert reused >= 2, captured.out[-2000:]
+    card = json.loads((variant / "card.json").read_text())
+    assert card["steps"][2]["stem"]["to"] == "patch4" and card["steps"][2]["reused_fit"]
 
 
 def test_tampered_variant_files_are_named(variant, tmp_path):
@@ -191,3 +199,19 @@ def test_precision_variants_load_and_agree(workspace, tmp_path, recipe, backend,
               for i in range(3)]
     score = agreement([source(i) for i in images], [variant(i) for i in images])
     assert score.reference > 0 and score.f1 >= 0.8, score
+
+
+def test_openvino_profile_groups_the_variants_layers_by_network_part(variant):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "profile_openvino.py"
+    spec = importlib.util.spec_from_file_location("profile_openvino", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.profile(variant / "model.xml", "f32", threads=1, rounds=3, seed=0)
+    assert {"stem", "trunk stages", "heads"} <= set(result["parts"])
+    assert sum(p["share"] for p in result["parts"].values()) == pytest.approx(1.0)
+    assert any("conv1" in layer["name"] for layer in result["layers"])
+    assert module.part_of("input/fq_output_0") == "input"
+    assert module.part_of("/trunk/layer2/layer2.0/conv1/Conv") == "trunk stages"
