@@ -6,8 +6,10 @@ OpenVINO; torch.compile with --compile) and in OpenVINO bf16, next to every comp
 variant directory (artifacts/variants/MODEL/*, written by `ad-perception compress`). For each:
 params, MACs, file size, backend/precision, core latency (warm-up, then interleaved shuffled
 rounds; median and p99) and accuracy on held-out bags (camera AP@0.5 per class and mean,
-lidar BEV AP; points 0-100). Prints a table with speedups over the baseline and over the
-fastest fp32 variant, writes JSON (shape fixed by issue 5), markdown and a Pareto PNG beside it.
+lidar BEV AP; points 0-100) with a paired-bootstrap 95 % interval of each variant's drop
+(the same resampled frames for baseline and variant). Prints a table with speedups over the
+baseline and over the fastest fp32 variant, writes JSON (shape fixed by issue 5), markdown and
+a Pareto PNG beside it.
 
     .venv/bin/python scripts/bench_compression.py --model camera --json bench/camera.json
 """
@@ -42,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="add torch.compile fp32")
     parser.add_argument("--no-accuracy", action="store_true", help="latency only")
+    parser.add_argument("--bootstrap", type=int, default=200,
+                        help="paired bootstrap rounds for the 95%% interval of each accuracy "
+                             "drop (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -90,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                      lambda r: print(f"  round {r + 1}/{args.rounds}",
                                                      flush=True))
     entries = []
+    scored = {}
     for variant in variants:
         timing = bench.summarise(samples[variant.name])
         entry = {"name": variant.name, "backend": variant.backend,
@@ -99,9 +105,26 @@ def main(argv: list[str] | None = None) -> int:
                  "compressed": Path(variant.path).is_dir(), "note": variant.note}
         if not args.no_accuracy:
             print(f"accuracy of {variant.name} on {len(bags)} held-out bags ...", flush=True)
-            entry.update(heldout.accuracy(args.model, pipelines[variant.name], bags,
-                                          args.max_frames))
+            pipeline = pipelines[variant.name]
+            scored[variant.name] = heldout.scored_frames(args.model, pipeline, bags,
+                                                         args.max_frames)
+            entry.update(heldout.metrics(args.model, scored[variant.name],
+                                         pipeline.config.class_names))
         entries.append(entry)
+    if scored and args.bootstrap > 0:
+        class_names = pipelines["baseline"].config.class_names
+        keys = ["ap50_mean"] + (["car_bev_ap"] if args.model == "lidar" else [])
+        for entry in entries:
+            if entry["name"] == "baseline":
+                continue
+            print(f"bootstrap of {entry['name']}'s accuracy drop ({args.bootstrap} rounds) ...",
+                  flush=True)
+            for key in keys:
+                interval = heldout.drop_interval(
+                    args.model, scored["baseline"], scored[entry["name"]], class_names,
+                    args.bootstrap, args.seed, key=key)
+                name = "ap50_drop_ci95" if key == "ap50_mean" else "car_bev_ap_drop_ci95"
+                entry[name] = [interval["low"], interval["high"]]
     rows = report.build_rows(entries)
     label = "AP@0.5 mean" if args.model == "camera" else "BEV AP mean"
     result = {

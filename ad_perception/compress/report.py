@@ -49,13 +49,20 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def table(rows: list[dict[str, Any]], accuracy_label: str) -> list[list[str]]:
     header = ["variant", "backend", "precision", "params M", "GMACs", "size MB", "p50 ms",
-              "p99 ms", "x baseline", "x fastest fp32", accuracy_label, "drop"]
+              "p99 ms", "x baseline", "x fastest fp32", accuracy_label, "drop", "drop 95% CI"]
     body = [[r["name"], r["backend"], r["precision"], _fmt(r["params"] / 1e6),
              _fmt(r["macs"] / 1e9, 3), _fmt(r["size_bytes"] / 2**20), _fmt(r["latency_ms_p50"]),
              _fmt(r["latency_ms_p99"]), _fmt(r["speedup_vs_baseline"], 1),
              _fmt(r["speedup_vs_fastest_fp32"], 1), _fmt(r.get("ap50_mean")),
-             _fmt(r.get("ap50_drop"))] for r in rows]
+             _fmt(r.get("ap50_drop")), _interval(r.get("ap50_drop_ci95"))] for r in rows]
     return [header, *body]
+
+
+def _interval(bounds: Any) -> str:
+    """``[low, high]`` as text; "-" where there is none (the baseline, --bootstrap 0)."""
+    if not bounds or any(b is None for b in bounds):
+        return "-"
+    return f"{bounds[0]:.2f} .. {bounds[1]:.2f}"
 
 
 def print_table(cells: list[list[str]]) -> None:

@@ -72,5 +72,43 @@ def test_script_measures_every_variant_in_one_run(tmp_path):
         assert row["ap50_mean"] is not None and row["size_bytes"] > 0
     assert report["variants"][0]["speedup_vs_baseline"] == 1.0
     assert report["variants"][0]["ap50_drop"] == 0.0
+    for row in report["variants"][1:]:  # every drop comes with its bootstrap interval
+        low, high = row["ap50_drop_ci95"]
+        assert low <= high
     assert out.with_suffix(".md").read_text().count("\n| ") >= len(names)
     assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def _camera_frames(seed, count, miss_rate):
+    """(ground truth, detections, ignore) per frame: two cars each; the detector finds each
+    with probability 1 - miss_rate (seeded)."""
+    import numpy as np
+
+    from ad_perception.core.types import Detections2D
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(count):
+        boxes = np.array([[10, 10, 60, 50], [100, 20, 180, 90]], float)
+        gt = Detections2D(boxes, np.ones(2), np.array(["car", "car"]))
+        found = rng.random(2) >= miss_rate
+        detections = Detections2D(boxes[found] + 1.0, rng.uniform(0.5, 1.0, found.sum()),
+                                  np.array(["car"] * int(found.sum())))
+        frames.append((gt, detections, np.zeros(2, bool)))
+    return frames
+
+
+def test_paired_bootstrap_brackets_the_drop_and_is_zero_for_the_same_model():
+    from ad_perception.compress.heldout import drop_interval, metrics
+
+    reference = _camera_frames(0, 60, 0.0)
+    worse = [(gt, det, ignore) for (gt, _, ignore), (_, det, _) in
+             zip(reference, _camera_frames(1, 60, 0.3), strict=True)]
+    same = drop_interval("camera", reference, reference, ["car"], rounds=50, seed=0)
+    assert same["low"] == same["high"] == 0.0 and same["rounds"] == 50
+    drop = (metrics("camera", reference, ["car"])["ap50_mean"]
+            - metrics("camera", worse, ["car"])["ap50_mean"])
+    interval = drop_interval("camera", reference, worse, ["car"], rounds=100, seed=0)
+    assert drop > 10 and 0 < interval["low"] < drop < interval["high"], (drop, interval)
+    with pytest.raises(ValueError, match="needs the same frames: 60 reference vs 59"):
+        drop_interval("camera", reference, worse[:59], ["car"])
