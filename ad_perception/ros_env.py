@@ -127,3 +127,73 @@ def keep_large_buffers_mapped() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return (mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
             and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1)
+
+
+# Fast DDS names its receive threads dds.shm.<port> (shared memory) and dds.udp.<port> (its
+# shared-memory watchdog is dds.shm.wdog, left alone); a
+# message for a node is handed from one of them to the executor thread, which runs the
+# callback. On two cores both of those threads wake onto a core that is running inference,
+# and every hop of the graph waits for the scheduler to let them in.
+COMMUNICATION_THREAD_PREFIXES = ("dds.shm.", "dds.udp.")
+
+
+class RealtimeError(RuntimeError):
+    """The process may not use SCHED_FIFO; the message says how to allow it."""
+
+
+def _thread_names() -> dict[int, str]:
+    names = {}
+    for entry in Path("/proc/self/task").iterdir():
+        try:
+            names[int(entry.name)] = (entry / "comm").read_text().strip()
+        except (OSError, ValueError):  # the thread ended meanwhile
+            continue
+    return names
+
+
+def prioritise_communication(priority: int) -> list[str]:
+    """Put the calling thread (the executor's) and the DDS receive threads on SCHED_FIFO at
+    ``priority``; every other thread (inference workers, OpenVINO's, BLAS) stays where it is.
+
+    Call it after the node exists (its participant has started the DDS threads) and from
+    the thread that will spin. Returns the names of the threads raised. Linux only; needs
+    CAP_SYS_NICE or an RLIMIT_RTPRIO of at least ``priority`` (``ulimit -r``, or
+    ``rtprio`` in /etc/security/limits.conf), as ROS 2 real-time setups do.
+    """
+    import threading
+
+    if not hasattr(os, "SCHED_FIFO"):
+        raise RealtimeError("SCHED_FIFO is not available on this platform")
+    low, high = os.sched_get_priority_min(os.SCHED_FIFO), os.sched_get_priority_max(os.SCHED_FIFO)
+    if not low <= priority <= high:
+        raise RealtimeError(f"rt priority must be in [{low}, {high}], got {priority}")
+    own = threading.get_native_id()
+    raised = []
+    for tid, name in sorted(_thread_names().items()):
+        receiver = name.startswith(COMMUNICATION_THREAD_PREFIXES) and name != "dds.shm.wdog"
+        if tid != own and not receiver:
+            continue
+        try:
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+        except PermissionError as err:
+            raise RealtimeError(
+                f"cannot raise thread {name!r} to SCHED_FIFO {priority} ({err}); allow it "
+                f"with CAP_SYS_NICE or an rtprio limit (ulimit -r {priority}), or leave "
+                f"rt_priority at 0") from err
+        except ProcessLookupError:  # the thread ended meanwhile
+            continue
+        raised.append("executor" if tid == own else name)
+    return raised
+
+
+def fifo_threads() -> list[str]:
+    """Names of this process's threads that run under SCHED_FIFO (sorted, repeats kept)."""
+    fifo = getattr(os, "SCHED_FIFO", None)
+    names = []
+    for tid, name in _thread_names().items():
+        try:
+            if fifo is not None and os.sched_getscheduler(tid) == fifo:
+                names.append(name)
+        except OSError:  # the thread ended meanwhile
+            continue
+    return sorted(names)

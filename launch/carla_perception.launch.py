@@ -19,7 +19,8 @@ from launch.substitutions import LaunchConfiguration
 HERE = os.path.dirname(os.path.abspath(__file__))
 CARLA_PARAMS = os.path.join(HERE, "..", "config", "carla.yaml")
 FORWARDED = ("variant", "camera_model", "lidar_model", "backend", "device", "precision",
-             "threads", "namespace", "composed", "executor", "with_monitor", "summary_dir",
+             "threads", "namespace", "composed", "executor", "rt_priority", "with_monitor",
+             "summary_dir",
              "log_level")
 
 
@@ -42,7 +43,8 @@ def generate_launch_description():
     ]
     forwarded = {name: LaunchConfiguration(name) for name in FORWARDED}
     defaults = {"variant": "baseline", "backend": "auto", "device": "cpu", "precision": "auto",
-                "threads": "1", "composed": "false", "executor": "events", "with_monitor": "true",
+                "threads": "1", "composed": "false", "executor": "events", "rt_priority": "0",
+                "with_monitor": "true",
                 "log_level": "info"}
     arguments += [DeclareLaunchArgument(name, default_value=defaults.get(name, ""),
                                         description=f"passed to perception.launch.py ({name})")

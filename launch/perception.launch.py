@@ -37,6 +37,8 @@ ARGUMENTS = [
     ("executor", "events", "executor of every node process (and of the composed one): events "
      "(rclpy's EventsExecutor), single (SingleThreadedExecutor) or multi "
      "(MultiThreadedExecutor); the detectors infer in worker threads either way"),
+    ("rt_priority", "0", "SCHED_FIFO priority of each process's executor and DDS receive "
+     "threads, above inference (0: off; needs CAP_SYS_NICE or ulimit -r)"),
     ("with_monitor", "true", "start the latency_monitor"),
     ("image_topic", "/sensing/camera/front/image_raw", "camera image (sensor_msgs/Image)"),
     ("camera_info_topic", "/sensing/camera/front/camera_info", "sensor_msgs/CameraInfo"),
@@ -95,7 +97,8 @@ def _nodes(context):
     ros_arguments = ["--log-level", arg("log_level")]
 
     if arg("composed").lower() == "true":
-        cli = ["--nodes", ",".join(names), "--executor", arg("executor")]
+        cli = ["--nodes", ",".join(names), "--executor", arg("executor"),
+               "--rt-priority", arg("rt_priority")]
         for name, path in models.items():
             if path:
                 cli += [f"--{name.split('_')[0]}-model", path]
@@ -118,7 +121,9 @@ def _nodes(context):
         elif name == "latency_monitor":
             own["summary_path"] = default_summary
         nodes.append(Node(package="ad_perception", executable=name, name=name,
-                          namespace=namespace, arguments=["--executor", arg("executor")],
+                          namespace=namespace,
+                          arguments=["--executor", arg("executor"),
+                                     "--rt-priority", arg("rt_priority")],
                           parameters=[*files, own],
                           remappings=_remaps(topics)[name], ros_arguments=ros_arguments,
                           output="screen"))

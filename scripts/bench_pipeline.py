@@ -55,11 +55,13 @@ IMAGE, INFO, POINTS = ("/sensing/camera/front/image_raw", "/sensing/camera/front
 CAMERA_OUT, LIDAR_OUT, FUSED = ("/perception/camera/front/detections",
                                 "/perception/lidar/detections", "/perception/objects")
 # mode -> launch arguments
-MODES = {"multiprocess": {"composed": "false", "executor": "events"},
-         "multiprocess_single": {"composed": "false", "executor": "single"},
-         "composed": {"composed": "true", "executor": "events"},
-         "composed_single": {"composed": "true", "executor": "single"},
-         "composed_multi": {"composed": "true", "executor": "multi"}}
+MODES = {"multiprocess": {"composed": "false", "executor": "events", "rt_priority": "0"},
+         "multiprocess_single": {"composed": "false", "executor": "single", "rt_priority": "0"},
+         "multiprocess_rt": {"composed": "false", "executor": "events", "rt_priority": "10"},
+         "composed": {"composed": "true", "executor": "events", "rt_priority": "0"},
+         "composed_single": {"composed": "true", "executor": "single", "rt_priority": "0"},
+         "composed_multi": {"composed": "true", "executor": "multi", "rt_priority": "0"},
+         "composed_rt": {"composed": "true", "executor": "events", "rt_priority": "10"}}
 
 
 def _parse() -> argparse.Namespace:
@@ -244,6 +246,7 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
         "name": name, "mode": mode, "status": "ok",
         "layout": "composed" if MODES[mode]["composed"] == "true" else "multiprocess",
         "executor": MODES[mode]["executor"],
+        "rt_priority": int(MODES[mode]["rt_priority"]),
         "e2e_ms_p50": e2e_p50, "e2e_ms_p99": e2e_p99, "e2e_ms_max": fused["max_ms"],
         "warmup_frames": fused.get("warmup", 0),
         "frames_in": frames_in, "frames_out": frames_out,

@@ -30,6 +30,7 @@ from ad_perception.core.node_params import ConfigError
 from ad_perception.ros.node_base import (
     PerceptionNode,
     add_executor_option,
+    apply_rt_priority,
     make_executor,
     spin_nodes,
 )
@@ -105,6 +106,10 @@ def main(args: list[str] | None = None) -> int:
                 nodes = build_nodes(options)
             except ConfigError as err:
                 print(f"configuration error: {err}", file=sys.stderr, flush=True)
+                return 2
+            if not apply_rt_priority(nodes, options.rt_priority):
+                for node in nodes:
+                    node.destroy_node()
                 return 2
             spin_nodes(nodes, *make_executor(options.executor,
                                              options.executor_threads or len(nodes) + 1))

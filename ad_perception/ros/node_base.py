@@ -39,7 +39,14 @@ from ad_perception.core.node_params import (
 from ad_perception.monitoring.diagnostics import DiagnosticsConfig, Status, Throttle
 from ad_perception.monitoring.latency_report import write_json
 from ad_perception.monitoring.node_health import NodeHealth
-from ad_perception.ros_env import blas_threads, limit_blas_threads, tune_allocator
+from ad_perception.ros_env import (
+    RealtimeError,
+    blas_threads,
+    fifo_threads,
+    limit_blas_threads,
+    prioritise_communication,
+    tune_allocator,
+)
 
 NS_PER_S = 1_000_000_000
 
@@ -176,7 +183,8 @@ class PerceptionNode(Node):
         return [self.health.status(now_ns)]
 
     def summary(self) -> dict:
-        return self.health.summary(self.now_ns()) | {"blas_threads": blas_threads()}
+        return self.health.summary(self.now_ns()) | {"blas_threads": blas_threads(),
+                                                     "fifo_threads": fifo_threads()}
 
     def shutdown(self) -> None:
         """Stop background work and write the summary (once); called by ``run_node``."""
@@ -216,6 +224,24 @@ def add_executor_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", choices=EXECUTORS, default=DEFAULT_EXECUTOR,
                         help="events (rclpy's EventsExecutor, default), single "
                         "(SingleThreadedExecutor) or multi (MultiThreadedExecutor)")
+    parser.add_argument("--rt-priority", type=int, default=0,
+                        help="SCHED_FIFO priority for the executor and DDS receive threads "
+                        "(0: off; needs CAP_SYS_NICE or ulimit -r)")
+
+
+def apply_rt_priority(nodes: list[PerceptionNode], priority: int) -> bool:
+    """Raise the spinning thread and the DDS receive threads (``ros_env``) when asked; False
+    (after printing what to fix) when the system refuses, which the caller turns into exit
+    status 2 like any configuration error."""
+    if priority <= 0:
+        return True
+    try:
+        raised = prioritise_communication(priority)
+    except RealtimeError as err:
+        print(f"configuration error: {err}", file=sys.stderr, flush=True)
+        return False
+    nodes[0].get_logger().info(f"SCHED_FIFO {priority} for: {', '.join(raised)}")
+    return True
 
 
 def spin_nodes(nodes: list[PerceptionNode], executor: Any, loop: bool = False) -> None:
@@ -248,7 +274,7 @@ def spin_nodes(nodes: list[PerceptionNode], executor: Any, loop: bool = False) -
 def run_node(factory: Callable[[], PerceptionNode], args: list[str] | None = None) -> int:
     """``main`` of a node: init, build, spin, clean up; a ConfigError exits with status 2
     and the message (the launch then stops with it instead of running half a graph).
-    Options before ``--ros-args``: ``--executor events|single|multi``."""
+    Options before ``--ros-args``: ``--executor events|single|multi``, ``--rt-priority N``."""
     argv = sys.argv if args is None else args
     parser = argparse.ArgumentParser(prog=argv[0] if argv else "node")
     add_executor_option(parser)
@@ -261,6 +287,9 @@ def run_node(factory: Callable[[], PerceptionNode], args: list[str] | None = Non
                 node = factory()
             except ConfigError as err:
                 print(f"configuration error: {err}", file=sys.stderr, flush=True)
+                return 2
+            if not apply_rt_priority([node], options.rt_priority):
+                node.destroy_node()
                 return 2
             spin_nodes([node], *make_executor(options.executor))
     except (KeyboardInterrupt, ExternalShutdownException):
