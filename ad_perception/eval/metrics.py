@@ -211,17 +211,22 @@ class Eval2DResult:
 Frame2D = tuple[Detections2D, Detections2D] | tuple[Detections2D, Detections2D, np.ndarray]
 
 
-def evaluate_2d(frames: Sequence[Frame2D], classes: Sequence[str] = CLASSES,
-                max_detections: int = COCO_MAX_DETECTIONS) -> Eval2DResult:
-    """COCO bbox AP (area "all") over frames of (ground truth, predictions[, gt_is_crowd]).
+# per class: (scores, true_positive (T, D), counted (T, D), n_gt (T,)) of one frame
+Matched2D = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
-    The optional third item marks ground truth as COCO crowd / ignore regions. Other class
-    names are skipped. Matches faster_coco_eval / pycocotools to float precision.
+
+def match_frames_2d(frames: Sequence[Frame2D], classes: Sequence[str] = CLASSES,
+                    max_detections: int = COCO_MAX_DETECTIONS) -> list[Matched2D]:
+    """Each frame's predictions matched to its ground truth at every COCO IoU threshold.
+
+    COCO matches within an image, so this is the expensive, frame-local half of
+    ``evaluate_2d``; ``evaluate_matched_2d`` ranks any selection of matched frames (a
+    bootstrap resample, say) without matching again.
     """
     thresholds = np.minimum(COCO_IOU_THRESHOLDS, 1 - 1e-10)
     n_rows = len(thresholds)
-    tallies = {name: _Tally(n_rows) for name in classes}
     low, high = COCO_AREA_RANGE_ALL
+    matched = []
     for frame_index, frame in enumerate(frames):
         if len(frame) not in (2, 3):
             raise ValueError(f"frame {frame_index}: expected (gt, predictions[, gt_is_crowd])")
@@ -229,6 +234,7 @@ def evaluate_2d(frames: Sequence[Frame2D], classes: Sequence[str] = CLASSES,
         crowd = np.zeros(len(gt), bool) if len(frame) == 2 else np.asarray(frame[2], bool)
         if crowd.shape != (len(gt),):
             raise ValueError(f"frame {frame_index}: gt_is_crowd must have {len(gt)} entries")
+        per_class: Matched2D = {}
         for name in classes:
             gt_rows = gt.class_ids == name
             gt_boxes, gt_crowd = gt.boxes[gt_rows], crowd[gt_rows]
@@ -248,7 +254,19 @@ def evaluate_2d(frames: Sequence[Frame2D], classes: Sequence[str] = CLASSES,
                 np.broadcast_to((det_area < low) | (det_area > high), (n_rows, len(order))),
             )
             n_gt = np.full(n_rows, np.count_nonzero(~gt_ignored))
-            tallies[name].add(predictions.scores[order], true_positive, counted, n_gt)
+            per_class[name] = (predictions.scores[order], true_positive, counted, n_gt)
+        matched.append(per_class)
+    return matched
+
+
+def evaluate_matched_2d(matched: Sequence[Matched2D], classes: Sequence[str] = CLASSES
+                        ) -> Eval2DResult:
+    """COCO AP over frames already matched by ``match_frames_2d`` (in this order)."""
+    n_rows = len(COCO_IOU_THRESHOLDS)
+    tallies = {name: _Tally(n_rows) for name in classes}
+    for frame in matched:
+        for name in classes:
+            tallies[name].add(*frame[name])
     curves = {}
     for name, tally in tallies.items():
         true_positive, counted, n_gt = tally.ranked()
@@ -262,6 +280,16 @@ def evaluate_2d(frames: Sequence[Frame2D], classes: Sequence[str] = CLASSES,
     ap = {name: float(np.mean(curve.precision)) for name, curve in curves.items()}
     return Eval2DResult(ap50, ap75, ap, _nanmean(list(ap50.values())),
                         _nanmean(list(ap75.values())), _nanmean(list(ap.values())), curves)
+
+
+def evaluate_2d(frames: Sequence[Frame2D], classes: Sequence[str] = CLASSES,
+                max_detections: int = COCO_MAX_DETECTIONS) -> Eval2DResult:
+    """COCO bbox AP (area "all") over frames of (ground truth, predictions[, gt_is_crowd]).
+
+    The optional third item marks ground truth as COCO crowd / ignore regions. Other class
+    names are skipped. Matches faster_coco_eval / pycocotools to float precision.
+    """
+    return evaluate_matched_2d(match_frames_2d(frames, classes, max_detections), classes)
 
 
 # --------------------------------------------------------------------- 3D, BEV, distance

@@ -99,7 +99,9 @@ def _camera_frames(seed, count, miss_rate):
 
 
 def test_paired_bootstrap_brackets_the_drop_and_is_zero_for_the_same_model():
-    from ad_perception.compress.heldout import drop_interval, metrics
+    import numpy as np
+
+    from ad_perception.compress.heldout import _resampler, drop_interval, metrics
 
     reference = _camera_frames(0, 60, 0.0)
     worse = [(gt, det, ignore) for (gt, _, ignore), (_, det, _) in
@@ -108,6 +110,9 @@ def test_paired_bootstrap_brackets_the_drop_and_is_zero_for_the_same_model():
     assert same["low"] == same["high"] == 0.0 and same["rounds"] == 50
     drop = (metrics("camera", reference, ["car"])["ap50_mean"]
             - metrics("camera", worse, ["car"])["ap50_mean"])
+    # matched once and re-ranked per resample: the whole sample scores as the metric does
+    whole = _resampler("camera", worse, ["car"], "ap50_mean")(np.arange(60))
+    assert whole == pytest.approx(metrics("camera", worse, ["car"])["ap50_mean"])
     interval = drop_interval("camera", reference, worse, ["car"], rounds=100, seed=0)
     assert drop > 10 and 0 < interval["low"] < drop < interval["high"], (drop, interval)
     with pytest.raises(ValueError, match="needs the same frames: 60 reference vs 59"):
