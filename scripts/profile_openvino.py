@@ -6,6 +6,9 @@ Found the stem of the 50 %-pruned int8 camera detector (7x7 conv, max-pool and t
 quantise/reorder) to take a third of its inference time, which channel pruning cannot
 reduce: the reason for the ``restem`` compression step. Latency here is not a benchmark (the
 counters add overhead; use ``bench_compression.py`` for that); the shares are what matter.
+Parts are read from node names, which follow the torch modules in models exported after PTQ;
+a model adopted from QAT is traced by NNCF and names its convolutions after their weight
+scaling (``Multiply_N``), so its layers land in ``other``.
 
     .venv/bin/python scripts/profile_openvino.py --model camera --variants int8 prune50_int8 \\
         [--threads 1] [--rounds 50] [--top 12] [--json OUT]
