@@ -45,9 +45,11 @@ def test_default_graph_one_process_per_node_on_design_topics():
     assert list(plan) == NODES
     camera_cmd, camera_files = plan["camera_detector"]
     assert Path(camera_cmd[0]).name == "camera_detector"
-    assert camera_cmd[1:3] == ["--executor", "events"]  # before --ros-args, every node
-    single = _plan("perception.launch.py", executor="single")
-    assert all(cmd[1:3] == ["--executor", "single"] for cmd, _ in single.values())
+    # before --ros-args, every node
+    assert camera_cmd[1:5] == ["--executor", "events", "--rt-priority", "0"]
+    single = _plan("perception.launch.py", executor="single", rt_priority="20")
+    assert all(cmd[1:5] == ["--executor", "single", "--rt-priority", "20"]
+               for cmd, _ in single.values())
     assert _remaps(camera_cmd) == {"image": "/sensing/camera/front/image_raw",
                                    "camera_info": "/sensing/camera/front/camera_info",
                                    "detections": "/perception/camera/front/detections"}
@@ -75,9 +77,10 @@ def test_composed_mode_is_one_process_with_node_scoped_remaps():
     (name,) = plan
     cmd, files = plan[name]
     assert Path(cmd[0]).name == "perception_composed"
-    assert cmd[1:7] == ["--nodes", "camera_detector,lidar_detector,fusion",
-                        "--executor", "events", "--lidar-model", "/models/lidar"]
-    assert cmd[7] == "--monitor-summary" and cmd[8].endswith("ad_perception/latency_summary.json")
+    assert cmd[1:9] == ["--nodes", "camera_detector,lidar_detector,fusion",
+                        "--executor", "events", "--rt-priority", "0",
+                        "--lidar-model", "/models/lidar"]
+    assert cmd[9] == "--monitor-summary" and cmd[10].endswith("ad_perception/latency_summary.json")
     assert "__ns:=/vehicle" in cmd
     remaps = _remaps(cmd)
     assert remaps["camera_detector:image"] == "/sensing/camera/front/image_raw"
@@ -93,6 +96,9 @@ def test_carla_preset_remaps_bridge_topics_and_adds_its_overrides():
     assert Path(_params_files(camera_cmd)[4]).name == "carla.yaml"
     params = _generated(plan["fusion"][1])
     assert params["base_frame"] == "hero" and params["use_sim_time"] is True
+    assert camera_cmd[1:5] == ["--executor", "events", "--rt-priority", "0"]
+    forwarded = _plan("carla_perception.launch.py", rt_priority="15")["fusion"][0]
+    assert forwarded[3:5] == ["--rt-priority", "15"]
 
 
 def test_bag_eval_needs_a_bag_and_replays_when_the_graph_is_ready(tmp_path):
