@@ -151,6 +151,28 @@ def _thread_names() -> dict[int, str]:
     return names
 
 
+def _realtime_refused(name: str, priority: int, err: OSError) -> RealtimeError:
+    return RealtimeError(
+        f"cannot raise thread {name!r} to SCHED_FIFO {priority} ({err}); allow it with "
+        f"CAP_SYS_NICE or an rtprio limit (ulimit -r {priority}), or leave rt_priority at 0")
+
+
+def check_realtime(priority: int) -> None:
+    """Fail before anything starts when ``priority`` is out of range or the process may not
+    use SCHED_FIFO: the calling thread tries it and goes straight back to its own policy."""
+    if not hasattr(os, "SCHED_FIFO"):
+        raise RealtimeError("SCHED_FIFO is not available on this platform")
+    low, high = os.sched_get_priority_min(os.SCHED_FIFO), os.sched_get_priority_max(os.SCHED_FIFO)
+    if not low <= priority <= high:
+        raise RealtimeError(f"rt priority must be in [{low}, {high}], got {priority}")
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError as err:
+        raise _realtime_refused("main", priority, err) from err
+    os.sched_setscheduler(0, policy, param)
+
+
 def prioritise_communication(priority: int) -> list[str]:
     """Put the calling thread (the executor's) and the DDS receive threads on SCHED_FIFO at
     ``priority``; every other thread (inference workers, OpenVINO's, BLAS) stays where it is.
@@ -162,11 +184,7 @@ def prioritise_communication(priority: int) -> list[str]:
     """
     import threading
 
-    if not hasattr(os, "SCHED_FIFO"):
-        raise RealtimeError("SCHED_FIFO is not available on this platform")
-    low, high = os.sched_get_priority_min(os.SCHED_FIFO), os.sched_get_priority_max(os.SCHED_FIFO)
-    if not low <= priority <= high:
-        raise RealtimeError(f"rt priority must be in [{low}, {high}], got {priority}")
+    check_realtime(priority)
     own = threading.get_native_id()
     raised = []
     for tid, name in sorted(_thread_names().items()):
@@ -176,10 +194,7 @@ def prioritise_communication(priority: int) -> list[str]:
         try:
             os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
         except PermissionError as err:
-            raise RealtimeError(
-                f"cannot raise thread {name!r} to SCHED_FIFO {priority} ({err}); allow it "
-                f"with CAP_SYS_NICE or an rtprio limit (ulimit -r {priority}), or leave "
-                f"rt_priority at 0") from err
+            raise _realtime_refused(name, priority, err) from err
         except ProcessLookupError:  # the thread ended meanwhile
             continue
         raised.append("executor" if tid == own else name)

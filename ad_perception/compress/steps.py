@@ -53,10 +53,14 @@ def prune(runner: Any, index: int, params: Any) -> dict[str, Any]:
     return effects
 
 
-def finetune(runner: Any, index: int, params: Any) -> dict[str, Any]:
+def _require_training_frames(runner: Any, index: int, step: str) -> None:
     if not runner.data.has_train:
-        raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (finetune) needs "
+        raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} ({step}) needs "
                           f"training frames: give --train BAG...")
+
+
+def finetune(runner: Any, index: int, params: Any) -> dict[str, Any]:
+    _require_training_frames(runner, index, "finetune")
     return _finetune(runner, index, params, runner.step_dir(index, "finetune"))
 
 
@@ -71,21 +75,19 @@ def lowrank(runner: Any, index: int, params: Any) -> dict[str, Any]:
 
 
 def restem(runner: Any, index: int, params: Any) -> dict[str, Any]:
+    from tqdm import tqdm
+
     from ad_perception.compress.restem import restem_camera
 
     if runner.kind != "camera":
         raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (restem) is for the "
                           f"camera detector, not {runner.kind}")
-    if not runner.data.has_train:
-        raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (restem) fits the new "
-                          f"stem on training frames: give --train BAG...")
+    _require_training_frames(runner, index, "restem")
     task = runner.data.task(runner.student, runner.config, params.batch_size,
                             params.max_frames, params.seed)
 
     def batches(epoch: int) -> Any:
         return (task.inputs(batch) for batch in task.train_batches(epoch))
-
-    from tqdm import tqdm
 
     def progress(items: Any, total: int, label: str) -> Any:
         return tqdm(items, total=total, desc=label, unit="batch", leave=False,
@@ -196,9 +198,7 @@ def qat(runner: Any, index: int, params: Any) -> dict[str, Any]:
     if ptq_params.engine != "openvino":
         raise RecipeError(f"recipe {runner.recipe.name!r}: qat deploys through OpenVINO; set "
                           f"the ptq step's engine to openvino")
-    if not runner.data.has_train:
-        raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (qat) needs training "
-                          f"frames: give --train BAG...")
+    _require_training_frames(runner, index, "qat")
     calibration = runner.data.frames(runner.data.calib(ptq_params.calibration_frames),
                                      runner.student, runner.config)
     model = insert_fake_quantizers(copy.deepcopy(runner.student), runner.kind, runner.config,

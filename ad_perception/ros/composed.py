@@ -32,6 +32,7 @@ from ad_perception.ros.node_base import (
     add_executor_option,
     apply_rt_priority,
     make_executor,
+    rt_priority_allowed,
     spin_nodes,
 )
 from ad_perception.ros_env import limit_blas_threads, tune_allocator
@@ -98,6 +99,8 @@ def build_nodes(options: argparse.Namespace) -> list[PerceptionNode]:
 def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else args
     options = parse_options(remove_ros_args(argv)[1:])
+    if not rt_priority_allowed(options.rt_priority):
+        return 2
     tune_allocator()  # large messages into warm heap pages (ros_env.ALLOCATOR_ENV)
     limit_blas_threads()  # no spinning BLAS workers beside inference (ros_env)
     try:
@@ -107,10 +110,7 @@ def main(args: list[str] | None = None) -> int:
             except ConfigError as err:
                 print(f"configuration error: {err}", file=sys.stderr, flush=True)
                 return 2
-            if not apply_rt_priority(nodes, options.rt_priority):
-                for node in nodes:
-                    node.destroy_node()
-                return 2
+            apply_rt_priority(nodes, options.rt_priority)
             spin_nodes(nodes, *make_executor(options.executor,
                                              options.executor_threads or len(nodes) + 1))
     except (KeyboardInterrupt, ExternalShutdownException):

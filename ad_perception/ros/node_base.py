@@ -42,6 +42,7 @@ from ad_perception.monitoring.node_health import NodeHealth
 from ad_perception.ros_env import (
     RealtimeError,
     blas_threads,
+    check_realtime,
     fifo_threads,
     limit_blas_threads,
     prioritise_communication,
@@ -229,19 +230,31 @@ def add_executor_option(parser: argparse.ArgumentParser) -> None:
                         "(0: off; needs CAP_SYS_NICE or ulimit -r)")
 
 
-def apply_rt_priority(nodes: list[PerceptionNode], priority: int) -> bool:
-    """Raise the spinning thread and the DDS receive threads (``ros_env``) when asked; False
-    (after printing what to fix) when the system refuses, which the caller turns into exit
-    status 2 like any configuration error."""
-    if priority <= 0:
+def rt_priority_allowed(priority: int) -> bool:
+    """Checked before rclpy starts and models load: False (after printing what to fix) for
+    a priority out of range or refused, which the caller turns into exit status 2."""
+    if priority == 0:
         return True
     try:
-        raised = prioritise_communication(priority)
+        check_realtime(priority)
     except RealtimeError as err:
         print(f"configuration error: {err}", file=sys.stderr, flush=True)
         return False
-    nodes[0].get_logger().info(f"SCHED_FIFO {priority} for: {', '.join(raised)}")
     return True
+
+
+def apply_rt_priority(nodes: list[PerceptionNode], priority: int) -> None:
+    """Raise the spinning thread and the DDS receive threads (``ros_env``) once the nodes
+    exist; a refusal here (rare after ``rt_priority_allowed``) is logged and the nodes run
+    without it rather than stop."""
+    if priority == 0:
+        return
+    try:
+        raised = prioritise_communication(priority)
+    except RealtimeError as err:
+        nodes[0].get_logger().error(f"running without real-time threads: {err}")
+        return
+    nodes[0].get_logger().info(f"SCHED_FIFO {priority} for: {', '.join(raised)}")
 
 
 def spin_nodes(nodes: list[PerceptionNode], executor: Any, loop: bool = False) -> None:
@@ -279,6 +292,8 @@ def run_node(factory: Callable[[], PerceptionNode], args: list[str] | None = Non
     parser = argparse.ArgumentParser(prog=argv[0] if argv else "node")
     add_executor_option(parser)
     options = parser.parse_args(remove_ros_args(argv)[1:])
+    if not rt_priority_allowed(options.rt_priority):
+        return 2
     tune_allocator()  # large messages into warm heap pages (ros_env.ALLOCATOR_ENV)
     limit_blas_threads()  # no spinning BLAS workers beside inference (ros_env)
     try:
@@ -288,9 +303,7 @@ def run_node(factory: Callable[[], PerceptionNode], args: list[str] | None = Non
             except ConfigError as err:
                 print(f"configuration error: {err}", file=sys.stderr, flush=True)
                 return 2
-            if not apply_rt_priority([node], options.rt_priority):
-                node.destroy_node()
-                return 2
+            apply_rt_priority([node], options.rt_priority)
             spin_nodes([node], *make_executor(options.executor))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
