@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from ad_perception.ros_env import fastdds_profile_path, ros_environment
 
 
@@ -81,3 +85,20 @@ def test_a_blas_thread_count_from_the_environment_is_kept():
     result = _blas_in_fresh_process({"OPENBLAS_NUM_THREADS": "2"})
     assert result["applied"] is False and result["before"] == [2], result
     assert set(result["after"]) == {2} and len(result["after"]) == 2, result
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_FIFO"), reason="Linux scheduling")
+def test_the_realtime_check_leaves_the_calling_thread_as_it_was():
+    """``check_realtime`` tries SCHED_FIFO on the calling thread and goes back (it runs before
+    rclpy starts, so every thread created later inherits the ordinary policy); a refusal or
+    a priority out of range is a RealtimeError that says what to fix."""
+    from ad_perception.ros_env import RealtimeError, check_realtime
+
+    before = os.sched_getscheduler(0)
+    try:
+        check_realtime(5)
+    except RealtimeError as err:  # not root and no rtprio limit: refused, with the fix
+        assert "ulimit -r 5" in str(err)
+    assert os.sched_getscheduler(0) == before
+    with pytest.raises(RealtimeError, match=r"rt priority must be in \[1, 99\], got 0"):
+        check_realtime(0)
