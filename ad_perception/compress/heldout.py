@@ -125,15 +125,25 @@ def metrics(kind: str, frames: Sequence, class_names: Sequence[str]) -> dict[str
 
 def _resampler(kind: str, frames: Sequence, class_names: Sequence[str], key: str
                ) -> Callable[[np.ndarray], float | None]:
-    """frame indices -> ``key`` of those frames. Camera frames are matched once (COCO matches
+    """frame indices -> ``key`` of those frames. Frames are matched once (both scorers match
     within a frame) and only re-ranked per resample: 200 rounds take seconds, not minutes."""
-    if kind == "camera" and key == "ap50_mean":
-        from ad_perception.eval.metrics import evaluate_matched_2d, match_frames_2d
+    from ad_perception.eval import metrics as scorer
 
-        matched = match_frames_2d(list(frames), class_names)
-        return lambda index: _points(
-            evaluate_matched_2d([matched[i] for i in index], class_names).map50)
-    return lambda index: metrics(kind, [frames[i] for i in index], class_names).get(key)
+    if kind == "camera":
+        matched = scorer.match_frames_2d(list(frames), class_names)
+
+        def score(index: np.ndarray) -> dict[str, Any]:
+            result = scorer.evaluate_matched_2d([matched[i] for i in index], class_names)
+            return {"ap50_mean": _points(result.map50)}
+    else:
+        matched3d = scorer.match_frames_3d(list(frames), class_names,
+                                           min_points=gt_filters.MIN_LIDAR_POINTS)
+
+        def score(index: np.ndarray) -> dict[str, Any]:
+            result = scorer.evaluate_matched_3d([matched3d[i] for i in index], class_names)
+            return {"ap50_mean": _points(result.map_bev),
+                    "car_bev_ap": _points(result.bev_ap.get("car"))}
+    return lambda index: score(index).get(key)
 
 
 def drop_interval(kind: str, reference: Sequence, variant: Sequence,

@@ -360,7 +360,11 @@ def _sensor_range(boxes: Boxes3D) -> np.ndarray:
     return np.hypot(boxes.centers[:, 0], boxes.centers[:, 1])
 
 
-def evaluate_3d(
+# per class: (scores, true_positive (R, D), counted (R, D), n_gt (R,), TP errors (M, 3))
+Matched3D = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def match_frames_3d(
     frames: Sequence[Frame3D],
     classes: Sequence[str] = CLASSES,
     iou_thresholds: Mapping[str, float] = KITTI_IOU_THRESHOLDS,
@@ -368,14 +372,10 @@ def evaluate_3d(
     range_bins_m: Mapping[str, tuple[float, float]] = RANGE_BINS_M,
     difficulty: str | None = None,
     min_points: int = 0,
-) -> Eval3DResult:
-    """BEV and 3D AP (KITTI thresholds, R40), centre-distance AP (nuScenes) overall and per
-    range bin, and TP errors at 2 m.
-
-    Matching is score-greedy (COCO/nuScenes style) rather than the KITTI devkit's per-threshold
-    scan, so BEV/3D values are KITTI-like, not devkit-identical. A range bin ignores ground truth
-    outside it and drops unmatched predictions outside it, as COCO does for area ranges.
-    """
+) -> list[Matched3D]:
+    """Each frame's predictions matched to its ground truth (every BEV/3D/distance row), the
+    frame-local half of ``evaluate_3d``; ``evaluate_matched_3d`` ranks any selection of them
+    (a bootstrap resample) without matching again."""
     if difficulty is not None and difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty must be one of {sorted(DIFFICULTIES)} or None")
     missing = [name for name in classes if name not in iou_thresholds]
@@ -388,13 +388,13 @@ def evaluate_3d(
     n_rows = 2 + n_dist * (1 + len(bins)) + 1
     strict = np.ones(n_rows, dtype=bool)  # nuScenes matches on distance < threshold
     strict[:2] = False
-    tallies = {name: _Tally(n_rows) for name in classes}
-    errors: dict[str, list[np.ndarray]] = {name: [] for name in classes}
+    matched_frames = []
     for frame in frames:
         ignored_all = frame.gt_ignored(limits, min_points)
         # Score order once per frame; the per-class subsets below inherit it.
         ranked = frame.predictions.select(np.argsort(-frame.predictions.scores, kind="stable"))
         bev_all, iou3d_all = bev_and_3d_iou(ranked, frame.gt, same_class_only=True)
+        per_class: Matched3D = {}
         for name in classes:
             gt_rows = frame.gt.class_ids == name
             gt, gt_ignored = frame.gt.select(gt_rows), ignored_all[gt_rows]
@@ -420,10 +420,56 @@ def evaluate_3d(
                 np.zeros(len(gt), bool), np.stack(outside_rows).reshape(n_rows, len(det)),
             )
             n_gt = np.array([np.count_nonzero(~rows) for rows in ignored_rows])
-            tallies[name].add(det.scores, true_positive, counted, n_gt)
             hits = np.flatnonzero(true_positive[-1])
-            errors[name].append(_tp_errors(det.select(hits), gt.select(matched[-1, hits])))
+            per_class[name] = (det.scores, true_positive, counted, n_gt,
+                               _tp_errors(det.select(hits), gt.select(matched[-1, hits])))
+        matched_frames.append(per_class)
+    return matched_frames
+
+
+def evaluate_matched_3d(
+    matched: Sequence[Matched3D],
+    classes: Sequence[str] = CLASSES,
+    iou_thresholds: Mapping[str, float] = KITTI_IOU_THRESHOLDS,
+    distance_thresholds_m: Sequence[float] = DISTANCE_THRESHOLDS_M,
+    range_bins_m: Mapping[str, tuple[float, float]] = RANGE_BINS_M,
+    difficulty: str | None = None,
+) -> Eval3DResult:
+    """``evaluate_3d`` over frames already matched by ``match_frames_3d`` with the same
+    settings (in this order)."""
+    distances = np.asarray(distance_thresholds_m, dtype=np.float64)
+    bins = list(range_bins_m.items())
+    n_rows = 2 + len(distances) * (1 + len(bins)) + 1
+    tallies = {name: _Tally(n_rows) for name in classes}
+    errors: dict[str, list[np.ndarray]] = {name: [] for name in classes}
+    for frame in matched:
+        for name in classes:
+            scores, true_positive, counted, n_gt, pairs = frame[name]
+            tallies[name].add(scores, true_positive, counted, n_gt)
+            errors[name].append(pairs)
     return _summarise_3d(tallies, errors, classes, iou_thresholds, distances, bins, difficulty)
+
+
+def evaluate_3d(
+    frames: Sequence[Frame3D],
+    classes: Sequence[str] = CLASSES,
+    iou_thresholds: Mapping[str, float] = KITTI_IOU_THRESHOLDS,
+    distance_thresholds_m: Sequence[float] = DISTANCE_THRESHOLDS_M,
+    range_bins_m: Mapping[str, tuple[float, float]] = RANGE_BINS_M,
+    difficulty: str | None = None,
+    min_points: int = 0,
+) -> Eval3DResult:
+    """BEV and 3D AP (KITTI thresholds, R40), centre-distance AP (nuScenes) overall and per
+    range bin, and TP errors at 2 m.
+
+    Matching is score-greedy (COCO/nuScenes style) rather than the KITTI devkit's per-threshold
+    scan, so BEV/3D values are KITTI-like, not devkit-identical. A range bin ignores ground truth
+    outside it and drops unmatched predictions outside it, as COCO does for area ranges.
+    """
+    matched = match_frames_3d(frames, classes, iou_thresholds, distance_thresholds_m,
+                              range_bins_m, difficulty, min_points)
+    return evaluate_matched_3d(matched, classes, iou_thresholds, distance_thresholds_m,
+                               range_bins_m, difficulty)
 
 
 def _tp_errors(det: Boxes3D, gt: Boxes3D) -> np.ndarray:

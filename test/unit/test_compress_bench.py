@@ -117,3 +117,29 @@ def test_paired_bootstrap_brackets_the_drop_and_is_zero_for_the_same_model():
     assert drop > 10 and 0 < interval["low"] < drop < interval["high"], (drop, interval)
     with pytest.raises(ValueError, match="needs the same frames: 60 reference vs 59"):
         drop_interval("camera", reference, worse[:59], ["car"])
+
+
+def test_lidar_resamples_score_as_the_lidar_metric_does():
+    import numpy as np
+
+    from ad_perception.compress.heldout import _resampler, drop_interval, metrics
+    from ad_perception.core.types import Boxes3D
+    from ad_perception.eval.metrics import Frame3D
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for _ in range(40):
+        centers = np.array([[10.0, 2.0, 0.0], [25.0, -4.0, 0.0]])
+        sizes = np.array([[4.5, 1.9, 1.6]] * 2)
+        gt = Boxes3D(centers, sizes, np.zeros(2), np.ones(2), np.array(["car", "car"]))
+        found = rng.random(2) >= 0.25
+        predictions = Boxes3D(centers[found] + 0.2, sizes[found], np.zeros(found.sum()),
+                              rng.uniform(0.3, 1.0, found.sum()),
+                              np.array(["car"] * int(found.sum())))
+        frames.append(Frame3D(gt, predictions, num_points=np.full(2, 50.0)))
+    whole = metrics("lidar", frames, ["car"])
+    for key in ("ap50_mean", "car_bev_ap"):
+        assert _resampler("lidar", frames, ["car"], key)(np.arange(40)) == pytest.approx(
+            whole[key])
+    same = drop_interval("lidar", frames, frames, ["car"], rounds=30, key="car_bev_ap")
+    assert same["low"] == same["high"] == 0.0
