@@ -123,7 +123,7 @@ def metrics(kind: str, frames: Sequence, class_names: Sequence[str]) -> dict[str
     return (camera_metrics if kind == "camera" else lidar_metrics)(frames, class_names)
 
 
-def _resampler(kind: str, frames: Sequence, class_names: Sequence[str], key: str
+def resample_scorer(kind: str, frames: Sequence, class_names: Sequence[str], key: str
                ) -> Callable[[np.ndarray], float | None]:
     """frame indices -> ``key`` of those frames. Frames are matched once (both scorers match
     within a frame) and only re-ranked per resample: 200 rounds take seconds, not minutes."""
@@ -159,8 +159,8 @@ def drop_interval(kind: str, reference: Sequence, variant: Sequence,
     if len(reference) != len(variant):
         raise ValueError(f"paired bootstrap needs the same frames: {len(reference)} reference "
                          f"vs {len(variant)} variant frames")
-    score_reference = _resampler(kind, reference, class_names, key)
-    score_variant = _resampler(kind, variant, class_names, key)
+    score_reference = resample_scorer(kind, reference, class_names, key)
+    score_variant = resample_scorer(kind, variant, class_names, key)
     rng = np.random.default_rng(seed)
     drops = []
     for _ in range(rounds):

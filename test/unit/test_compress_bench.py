@@ -101,7 +101,7 @@ def _camera_frames(seed, count, miss_rate):
 def test_paired_bootstrap_brackets_the_drop_and_is_zero_for_the_same_model():
     import numpy as np
 
-    from ad_perception.compress.heldout import _resampler, drop_interval, metrics
+    from ad_perception.compress.heldout import drop_interval, metrics, resample_scorer
 
     reference = _camera_frames(0, 60, 0.0)
     worse = [(gt, det, ignore) for (gt, _, ignore), (_, det, _) in
@@ -111,7 +111,7 @@ def test_paired_bootstrap_brackets_the_drop_and_is_zero_for_the_same_model():
     drop = (metrics("camera", reference, ["car"])["ap50_mean"]
             - metrics("camera", worse, ["car"])["ap50_mean"])
     # matched once and re-ranked per resample: the whole sample scores as the metric does
-    whole = _resampler("camera", worse, ["car"], "ap50_mean")(np.arange(60))
+    whole = resample_scorer("camera", worse, ["car"], "ap50_mean")(np.arange(60))
     assert whole == pytest.approx(metrics("camera", worse, ["car"])["ap50_mean"])
     interval = drop_interval("camera", reference, worse, ["car"], rounds=100, seed=0)
     assert drop > 10 and 0 < interval["low"] < drop < interval["high"], (drop, interval)
@@ -122,7 +122,7 @@ def test_paired_bootstrap_brackets_the_drop_and_is_zero_for_the_same_model():
 def test_lidar_resamples_score_as_the_lidar_metric_does():
     import numpy as np
 
-    from ad_perception.compress.heldout import _resampler, drop_interval, metrics
+    from ad_perception.compress.heldout import drop_interval, metrics, resample_scorer
     from ad_perception.core.types import Boxes3D
     from ad_perception.eval.metrics import Frame3D
 
@@ -139,7 +139,7 @@ def test_lidar_resamples_score_as_the_lidar_metric_does():
         frames.append(Frame3D(gt, predictions, num_points=np.full(2, 50.0)))
     whole = metrics("lidar", frames, ["car"])
     for key in ("ap50_mean", "car_bev_ap"):
-        assert _resampler("lidar", frames, ["car"], key)(np.arange(40)) == pytest.approx(
+        assert resample_scorer("lidar", frames, ["car"], key)(np.arange(40)) == pytest.approx(
             whole[key])
     same = drop_interval("lidar", frames, frames, ["car"], rounds=30, key="car_bev_ap")
     assert same["low"] == same["high"] == 0.0
