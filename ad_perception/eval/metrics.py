@@ -1,9 +1,10 @@
 """Detection accuracy (2D COCO AP, 3D/BEV AP, centre-distance AP, TP errors) and latency stats.
 
-One greedy matcher serves every metric: detections in descending score order each take the
-best still-free ground truth above a threshold, as COCO, KITTI-R40-style and nuScenes evaluation
-all do. It runs per frame and class on a stack of (threshold, similarity) rows, so every IoU
-threshold, distance threshold and range bin of one frame is matched in one pass.
+One greedy matcher (``eval.ranking``) serves every metric: detections in descending score
+order each take the best still-free ground truth above a threshold, as COCO, KITTI-R40-style
+and nuScenes evaluation all do, every threshold and range bin of a frame in one pass. Each
+scorer is split into ``match_frames_*`` (per frame) and ``evaluate_matched_*`` (ranking over
+any selection of matched frames).
 
 Ignored ground truth (COCO crowd, KITTI difficulty, too few lidar points, outside a range bin)
 is neither a hit nor a miss, and a detection matched to it is dropped instead of counted false.
@@ -14,13 +15,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ad_perception import CLASSES
 from ad_perception.core.types import Boxes3D, Detections2D
 from ad_perception.eval.iou import aligned_iou_3d, bev_and_3d_iou, box_iou_2d
+from ad_perception.eval.ranking import (
+    Tally,
+    match,
+    nuscenes_ap,
+    sampled_precision,
+)
 
 # COCO's grids, built with the same expressions so float values match its recall search.
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1)
@@ -34,8 +41,6 @@ KITTI_IOU_THRESHOLDS: dict[str, float] = {
 }
 DISTANCE_THRESHOLDS_M: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 TP_ERROR_DISTANCE_M = 2.0
-NUSCENES_MIN_RECALL = 0.1
-NUSCENES_MIN_PRECISION = 0.1
 RANGE_BINS_M: dict[str, tuple[float, float]] = {
     "0-30": (0.0, 30.0), "30-50": (30.0, 50.0), "50+": (50.0, math.inf),
 }
@@ -55,104 +60,6 @@ DIFFICULTIES: dict[str, Difficulty] = {
     "moderate": Difficulty(25.0, 1, 0.30),
     "hard": Difficulty(25.0, 2, 0.50),
 }
-
-
-# ---------------------------------------------------------------- matching and accumulation
-def _match(similarity: np.ndarray, thresholds: np.ndarray, strict: np.ndarray,
-           gt_ignored: np.ndarray, gt_is_crowd: np.ndarray, det_outside: np.ndarray):
-    """Greedy matching of score-sorted detections, all rows at once (COCO ``evaluateImg``).
-
-    similarity (T, D, G); a pair is eligible when similarity >= threshold (> where ``strict``).
-    A detection takes the most similar eligible ground truth, preferring counted over ignored
-    ones and the later one on ties, as COCO's loop does. Crowd ground truth can absorb many
-    detections. Returns (true_positive, counted), both (T, D); ``counted`` is False for
-    detections matched to ignored ground truth and for unmatched ones marked ``det_outside``.
-    Also returns the matched ground-truth index (T, D), -1 for none.
-    """
-    n_rows, n_det, n_gt = similarity.shape
-    matched = np.full((n_rows, n_det), -1)
-    taken = np.zeros((n_rows, n_gt), dtype=bool)
-    rows = np.arange(n_rows)
-    for det in range(n_det if n_gt else 0):
-        sim = similarity[:, det, :]
-        above = np.where(strict[:, None], sim > thresholds[:, None], sim >= thresholds[:, None])
-        eligible = above & (~taken | gt_is_crowd[None, :])
-        regular = eligible & ~gt_ignored
-        pool = np.where(regular.any(axis=1, keepdims=True), regular, eligible & gt_ignored)
-        choice = n_gt - 1 - np.argmax(np.where(pool, sim, -np.inf)[:, ::-1], axis=1)
-        found = pool.any(axis=1)
-        matched[found, det] = choice[found]
-        taken[rows[found], choice[found]] = True
-    found = matched >= 0
-    hit_ignored = np.zeros_like(found)
-    if n_gt:
-        hit_ignored = found & np.take_along_axis(gt_ignored, np.maximum(matched, 0), axis=1)
-    return found & ~hit_ignored, ~(hit_ignored | (~found & det_outside)), matched
-
-
-@dataclass
-class _Tally:
-    """Per-class match outcomes gathered over frames, ranked by score only at the end."""
-
-    n_rows: int
-    scores: list[np.ndarray] = field(default_factory=list)
-    true_positive: list[np.ndarray] = field(default_factory=list)
-    counted: list[np.ndarray] = field(default_factory=list)
-    n_gt: np.ndarray | None = None
-
-    def add(self, scores: np.ndarray, true_positive: np.ndarray, counted: np.ndarray,
-            n_gt: np.ndarray) -> None:
-        self.scores.append(scores)
-        self.true_positive.append(true_positive)
-        self.counted.append(counted)
-        self.n_gt = n_gt if self.n_gt is None else self.n_gt + n_gt
-
-    def ranked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(true_positive, counted, n_gt); ties keep frame order, like COCO's stable sort."""
-        n_gt = np.zeros(self.n_rows, dtype=np.int64) if self.n_gt is None else self.n_gt
-        if not self.scores:
-            empty = np.zeros((self.n_rows, 0), dtype=bool)
-            return empty, empty, n_gt
-        order = np.argsort(-np.concatenate(self.scores), kind="stable")
-        true_positive = np.concatenate(self.true_positive, axis=1)[:, order]
-        return true_positive, np.concatenate(self.counted, axis=1)[:, order], n_gt
-
-
-def _cumulative_pr(true_positive: np.ndarray, counted: np.ndarray, n_gt: int):
-    hits = true_positive[counted]
-    tp_sum = np.cumsum(hits).astype(np.float64)
-    fp_sum = np.cumsum(~hits).astype(np.float64)
-    return tp_sum / n_gt, tp_sum / np.maximum(tp_sum + fp_sum, 1.0)
-
-
-def _sampled_precision(true_positive: np.ndarray, counted: np.ndarray, n_gt: int,
-                       recall_points: np.ndarray) -> np.ndarray:
-    """Interpolated precision (best precision at recall >= r) at each recall point, 0 where the
-    recall is never reached; nan without ground truth (COCO ``accumulate``)."""
-    if n_gt == 0:
-        return np.full(len(recall_points), np.nan)
-    recall, precision = _cumulative_pr(true_positive, counted, n_gt)
-    sampled = np.zeros(len(recall_points))
-    if len(recall):
-        envelope = np.maximum.accumulate(precision[::-1])[::-1]
-        index = np.searchsorted(recall, recall_points, side="left")
-        reached = index < len(recall)
-        sampled[reached] = envelope[index[reached]]
-    return sampled
-
-
-def _nuscenes_ap(true_positive: np.ndarray, counted: np.ndarray, n_gt: int) -> float:
-    """nuScenes AP: raw precision interpolated on 101 recall points, the part below
-    min_recall dropped and precision below min_precision clipped, then renormalised."""
-    if n_gt == 0:
-        return math.nan
-    recall, precision = _cumulative_pr(true_positive, counted, n_gt)
-    if len(recall) == 0:
-        return 0.0
-    sampled = np.interp(np.linspace(0.0, 1.0, 101), recall, precision, right=0.0)
-    kept = sampled[round(100 * NUSCENES_MIN_RECALL) + 1:] - NUSCENES_MIN_PRECISION
-    # Normalising each point (not the mean) keeps a perfect detector at exactly 1.0.
-    return float(np.mean(np.clip(kept, 0.0, None) / (1.0 - NUSCENES_MIN_PRECISION)))
 
 
 def _nanmean(values: Sequence[float] | np.ndarray) -> float:
@@ -248,7 +155,7 @@ def match_frames_2d(frames: Sequence[Frame2D], classes: Sequence[str] = CLASSES,
             similarity = np.broadcast_to(
                 box_iou_2d(det_boxes, gt_boxes, gt_crowd), (n_rows, len(order), len(gt_boxes))
             )
-            true_positive, counted, _ = _match(
+            true_positive, counted, _ = match(
                 similarity, thresholds, np.zeros(n_rows, bool),
                 np.broadcast_to(gt_ignored, (n_rows, len(gt_boxes))), gt_crowd,
                 np.broadcast_to((det_area < low) | (det_area > high), (n_rows, len(order))),
@@ -263,7 +170,7 @@ def evaluate_matched_2d(matched: Sequence[Matched2D], classes: Sequence[str] = C
                         ) -> Eval2DResult:
     """COCO AP over frames already matched by ``match_frames_2d`` (in this order)."""
     n_rows = len(COCO_IOU_THRESHOLDS)
-    tallies = {name: _Tally(n_rows) for name in classes}
+    tallies = {name: Tally(n_rows) for name in classes}
     for frame in matched:
         for name in classes:
             tallies[name].add(*frame[name])
@@ -271,7 +178,7 @@ def evaluate_matched_2d(matched: Sequence[Matched2D], classes: Sequence[str] = C
     for name, tally in tallies.items():
         true_positive, counted, n_gt = tally.ranked()
         precision = np.stack([
-            _sampled_precision(true_positive[row], counted[row], n_gt[row], COCO_RECALL_POINTS)
+            sampled_precision(true_positive[row], counted[row], n_gt[row], COCO_RECALL_POINTS)
             for row in range(n_rows)
         ])
         curves[name] = PRCurve(COCO_RECALL_POINTS.copy(), precision, COCO_IOU_THRESHOLDS.copy())
@@ -415,7 +322,7 @@ def match_frames_3d(
                 [iou_thresholds[name]] * 2, np.tile(-distances, 1 + len(bins)),
                 [-TP_ERROR_DISTANCE_M],
             ])
-            true_positive, counted, matched = _match(
+            true_positive, counted, matched = match(
                 similarity, thresholds, strict, np.stack(ignored_rows).reshape(n_rows, len(gt)),
                 np.zeros(len(gt), bool), np.stack(outside_rows).reshape(n_rows, len(det)),
             )
@@ -440,7 +347,7 @@ def evaluate_matched_3d(
     distances = np.asarray(distance_thresholds_m, dtype=np.float64)
     bins = list(range_bins_m.items())
     n_rows = 2 + len(distances) * (1 + len(bins)) + 1
-    tallies = {name: _Tally(n_rows) for name in classes}
+    tallies = {name: Tally(n_rows) for name in classes}
     errors: dict[str, list[np.ndarray]] = {name: [] for name in classes}
     for frame in matched:
         for name in classes:
@@ -481,7 +388,7 @@ def _tp_errors(det: Boxes3D, gt: Boxes3D) -> np.ndarray:
     return np.stack([translation, scale, yaw_gap], axis=1)
 
 
-def _summarise_3d(tallies: dict[str, _Tally], errors: dict[str, list[np.ndarray]],
+def _summarise_3d(tallies: dict[str, Tally], errors: dict[str, list[np.ndarray]],
                   classes: Sequence[str], iou_thresholds: Mapping[str, float],
                   distances: np.ndarray, bins: list, difficulty: str | None) -> Eval3DResult:
     n_dist = len(distances)
@@ -491,13 +398,13 @@ def _summarise_3d(tallies: dict[str, _Tally], errors: dict[str, list[np.ndarray]
     for name in classes:
         true_positive, counted, n_gt = tallies[name].ranked()
         bev_ap[name], ap_3d[name] = (
-            float(np.mean(_sampled_precision(
+            float(np.mean(sampled_precision(
                 true_positive[row], counted[row], n_gt[row], KITTI_RECALL_POINTS
             ))) for row in (0, 1)
         )
         distance_rows = range(2, 2 + n_dist * (1 + len(bins)))
         distance_ap = np.array([
-            _nuscenes_ap(true_positive[row], counted[row], n_gt[row]) for row in distance_rows
+            nuscenes_ap(true_positive[row], counted[row], n_gt[row]) for row in distance_rows
         ]).reshape(1 + len(bins), n_dist)
         dist_ap[name] = float(np.mean(distance_ap[0]))
         for threshold, value in zip(distances, distance_ap[0], strict=True):
