@@ -85,12 +85,21 @@ def insert_fake_quantizers(model: nn.Module, kind: str, config: Any, calibration
 def to_openvino_int8(model: nn.Module, kind: str, config: Any) -> Any:
     """The fake-quantised core as an ``openvino.Model`` (FakeQuantize -> int8 on CPU), through
     the same ONNX export as PTQ (NNCF exports its quantisers as OpenVINO FakeQuantize ops; a
-    direct ``ov.convert_model`` of the hooked module re-traces it and took 3x longer)."""
+    direct ``ov.convert_model`` of the hooked module re-traces it and took 3x longer).
+
+    The weights' FakeQuantize ops are folded into int8 constants, as NNCF's PTQ stores them:
+    exported as they are, the weights stay fp32 behind their quantisers and the variant's
+    ``model.bin`` was 3.4 MB instead of 0.9 MB (same validation AP either way: 85.913 vs
+    85.914 on the prune50_patch4_int8 variant)."""
+    from openvino._offline_transformations import compress_quantize_weights_transformation
+
     from ad_perception.compress.export import export_model_onnx, to_openvino
 
     exportable_core(model, kind).eval()
     with torch.no_grad():
-        return to_openvino(export_model_onnx(model, kind, config))
+        converted = to_openvino(export_model_onnx(model, kind, config))
+    compress_quantize_weights_transformation(converted)
+    return converted
 
 
 def float_state(model: nn.Module) -> dict[str, torch.Tensor]:

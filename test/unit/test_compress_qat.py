@@ -55,6 +55,11 @@ def test_qat_trains_through_fake_quantisers_and_exports_int8():
     student.eval()
 
     int8 = to_openvino_int8(student, "camera", TINY_CAMERA)
+    import openvino as ov
+
+    # weights stored as int8 constants (as PTQ stores them), not fp32 behind FakeQuantize
+    constants = [op for op in int8.get_ops() if op.get_type_name() == "Constant"]
+    assert any(op.get_element_type() == ov.Type.i8 for op in constants)
     names = _fake_quantize_names(int8)
     assert names and not [n for n in names if "cls_logits" in n and "weight" in n]
     reference = [frames.decode(o) for o in run_core(frames, torch_core_fn(teacher))]
