@@ -3,8 +3,9 @@
     ros2 launch ad_perception bag_eval.launch.py bag:=data/drive variant:=baseline
 
 Starts perception.launch.py and a player that waits until the detectors have loaded their
-models, then replays the sensor topics restamped to wall time (so end-to-end latency is
-real). Each node writes its JSON summary to ``summary_dir`` when the launch is stopped
+models and the latency monitor has subscribed to their outputs, then replays the sensor
+topics restamped to wall time (so end-to-end latency is real). Each node writes its JSON
+summary to ``summary_dir`` when the launch is stopped
 (Ctrl-C once the player has finished); ``player.json`` there holds the stamp offset that
 maps outputs back onto the bag's ground truth.
 """
@@ -48,7 +49,7 @@ def generate_launch_description():
              LaunchConfiguration("bag"), "--rate", LaunchConfiguration("rate"),
              "--topics", LaunchConfiguration("image_topic"),
              LaunchConfiguration("camera_info_topic"), LaunchConfiguration("points_topic"),
-             "/tf_static", "--outputs", *OUTPUTS,
+             "/tf_static", "--outputs", *OUTPUTS, "--consumers", *OUTPUTS,
              "--summary-json", PathJoinSubstitution([summary_dir, "player.json"])],
         name="bag_player", output="screen")
     return LaunchDescription([*arguments, graph, player])

@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bag", type=Path)
     parser.add_argument("--topics", nargs="+", required=True, help="bag topics to replay")
     parser.add_argument("--outputs", nargs="+", default=[], help="wait for these publishers")
+    parser.add_argument("--consumers", nargs="+", default=[],
+                        help="then wait (up to --consumer-timeout) for a subscriber on each: "
+                        "the latency monitor subscribes to outputs only once it sees them")
+    parser.add_argument("--consumer-timeout", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait")
     parser.add_argument("--summary-json", type=Path)
@@ -67,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"replay: graph not ready after {args.timeout:g} s (outputs {args.outputs})",
                   file=sys.stderr)
             return 1
+        consumed = {t: 1 for t in args.consumers}
+        if not wait_until(lambda: graph_ready(node, [], consumed), args.consumer_timeout,
+                          lambda: executor.spin_once(timeout_sec=0.1)):
+            missing = [t for t in args.consumers if node.count_subscribers(t) < 1]
+            print(f"replay: no subscriber on {missing} after {args.consumer_timeout:g} s; "
+                  f"replaying anyway", file=sys.stderr)
         # discovery reports a node's publishers and subscriptions independently: settle
         wait_until(lambda: False, 0.5, lambda: executor.spin_once(timeout_sec=0.1))
         summary = player.play()

@@ -109,6 +109,11 @@ def test_bag_eval_needs_a_bag_and_replays_when_the_graph_is_ready(tmp_path):
     player = plan["bag_player"][0]
     assert player[1:4] == ["-m", "ad_perception.ros.replay_when_ready", str(tmp_path / "drive")]
     assert "/perception/objects" in player and str(tmp_path / "player.json") in player
+    # the player also waits for the latency monitor's subscriptions (it subscribes to an
+    # output only once discovery shows it, and a short bag could pass before that)
+    consumers = player[player.index("--consumers") + 1:player.index("--summary-json")]
+    assert consumers == ["/perception/camera/front/detections", "/perception/lidar/detections",
+                         "/perception/objects"]
     assert _generated(plan["fusion"][1])["summary_path"] == str(tmp_path / "fusion.json")
 
 
