@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import threading
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -129,11 +130,11 @@ def keep_large_buffers_mapped() -> bool:
             and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1)
 
 
-# Fast DDS names its receive threads dds.shm.<port> (shared memory) and dds.udp.<port> (its
-# shared-memory watchdog is dds.shm.wdog, left alone); a
-# message for a node is handed from one of them to the executor thread, which runs the
-# callback. On two cores both of those threads wake onto a core that is running inference,
-# and every hop of the graph waits for the scheduler to let them in.
+# Fast DDS names its receive threads dds.shm.<port> (shared memory) and dds.udp.<port>; its
+# shared-memory watchdog, dds.shm.wdog, is left alone. A message for a node goes from one of
+# them to the executor thread, which runs the callback; ``prioritise_communication`` lets
+# both preempt inference. On the 2-core development VM that did not pay (docs/benchmarks.md,
+# "SCHED_FIFO for the executor and DDS receive threads"), so it is opt-in.
 COMMUNICATION_THREAD_PREFIXES = ("dds.shm.", "dds.udp.")
 
 
@@ -157,14 +158,18 @@ def _realtime_refused(name: str, priority: int, err: OSError) -> RealtimeError:
         f"CAP_SYS_NICE or an rtprio limit (ulimit -r {priority}), or leave rt_priority at 0")
 
 
-def check_realtime(priority: int) -> None:
-    """Fail before anything starts when ``priority`` is out of range or the process may not
-    use SCHED_FIFO: the calling thread tries it and goes straight back to its own policy."""
+def _check_fifo_priority(priority: int) -> None:
     if not hasattr(os, "SCHED_FIFO"):
         raise RealtimeError("SCHED_FIFO is not available on this platform")
     low, high = os.sched_get_priority_min(os.SCHED_FIFO), os.sched_get_priority_max(os.SCHED_FIFO)
     if not low <= priority <= high:
         raise RealtimeError(f"rt priority must be in [{low}, {high}], got {priority}")
+
+
+def check_realtime(priority: int) -> None:
+    """Fail before anything starts when ``priority`` is out of range or the process may not
+    use SCHED_FIFO: the calling thread tries it and goes straight back to its own policy."""
+    _check_fifo_priority(priority)
     policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
@@ -182,9 +187,7 @@ def prioritise_communication(priority: int) -> list[str]:
     CAP_SYS_NICE or an RLIMIT_RTPRIO of at least ``priority`` (``ulimit -r``, or
     ``rtprio`` in /etc/security/limits.conf), as ROS 2 real-time setups do.
     """
-    import threading
-
-    check_realtime(priority)
+    _check_fifo_priority(priority)  # a refusal shows on the first thread raised below
     own = threading.get_native_id()
     raised = []
     for tid, name in sorted(_thread_names().items()):
