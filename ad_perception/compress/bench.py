@@ -110,9 +110,7 @@ def core_arguments(kind: str, pipeline: Any, frame: Any) -> tuple:
         return (letterbox(frame, pipeline.config.input_size)[0],)
     from ad_perception.models.voxelize import pillarize
 
-    intensity = frame.intensity if frame.intensity is not None else np.zeros(len(frame))
-    points = np.column_stack([frame.xyz, intensity]).astype(np.float32)
-    pillars = pillarize(points, pipeline.config.grid)
+    pillars = pillarize(frame.xyzi(), pipeline.config.grid)
     return pillars.features, pillars.num_points, pillars.coords, 1
 
 

@@ -82,9 +82,7 @@ class LidarPipeline:
         from ad_perception.models.voxelize import pillarize
 
         started = time.perf_counter()
-        intensity = cloud.intensity if cloud.intensity is not None else np.zeros(len(cloud))
-        points = np.column_stack([cloud.xyz, intensity]).astype(np.float32, copy=False)
-        pillars = pillarize(points, self.config.grid)
+        pillars = pillarize(cloud.xyzi(), self.config.grid)
         prepared = time.perf_counter()
         with torch.inference_mode():
             outputs = self.core(pillars.features, pillars.num_points, pillars.coords, 1)

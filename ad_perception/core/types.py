@@ -158,3 +158,24 @@ class PointCloud:
 
     def __len__(self) -> int:
         return len(self.xyz)
+
+    @classmethod
+    def from_xyzi(cls, points: np.ndarray, ring: np.ndarray | None = None,
+                  frame_id: str = "") -> PointCloud:
+        """A cloud over one (N, 4) float32 array of x, y, z, intensity: ``xyz`` and
+        ``intensity`` are views of it and :meth:`xyzi` returns it without a copy (a lidar
+        driver's x, y, z, intensity fields are one 16-byte run, gathered in one pass)."""
+        packed = _column(points, np.float32, (4,), "points")
+        cloud = cls(packed[:, :3], packed[:, 3], ring, frame_id)
+        cloud._xyzi = (packed, cloud.xyz, cloud.intensity)
+        return cloud
+
+    def xyzi(self) -> np.ndarray:
+        """(N, 4) float32 x, y, z, intensity (0 where the cloud has none): the layout the
+        pillar encoder and the training sets read."""
+        packed, xyz, intensity = getattr(self, "_xyzi", (None, None, None))
+        if packed is not None and self.xyz is xyz and self.intensity is intensity:
+            return packed  # the columns are still the views of it (not reassigned)
+        intensity = (self.intensity if self.intensity is not None
+                     else np.zeros(len(self.xyz), dtype=np.float32))
+        return np.column_stack([self.xyz, intensity]).astype(np.float32, copy=False)

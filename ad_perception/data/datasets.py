@@ -41,9 +41,7 @@ def _decode_image(msg) -> Frame:
 
 def _decode_cloud(msg) -> Frame:
     cloud = bag_io.pointcloud2_to_cloud(msg)
-    intensity = cloud.intensity if cloud.intensity is not None else np.zeros(len(cloud))
-    points = np.column_stack([cloud.xyz, intensity]).astype(np.float32)
-    return {"points": points, "stamp_ns": np.int64(bag_io.stamp_ns(msg))}
+    return {"points": cloud.xyzi(), "stamp_ns": np.int64(bag_io.stamp_ns(msg))}
 
 
 def _decode_boxes_2d(msg) -> Frame:

@@ -71,8 +71,7 @@ def load_lidar_samples(bags: list[Path], config: LidarDetectorConfig, split: str
                 continue
             cloud = bag_io.pointcloud2_to_cloud(msg)
             finite = np.isfinite(cloud.xyz).all(axis=1)
-            intensity = cloud.intensity if cloud.intensity is not None else np.zeros(len(cloud))
-            frame = np.column_stack([cloud.xyz, intensity]).astype(np.float32)[finite]
+            frame = cloud.xyzi()[finite]
             points.append(frame[in_range(frame[:, :3], config)])
             gt = gt_by_stamp.get(bag_io.stamp_ns(msg), Boxes3D.empty())
             scoped, num_points = gt_filters.lidar_gt_in_scope(

@@ -31,7 +31,8 @@ class LidarDetectorNode(DetectorNode):
         return cdr.read_pointcloud2(raw)
 
     def decode(self, msg: cdr.RawPointCloud2) -> Any:
-        return conversions.pointcloud_to_core(msg)
+        # the pillar encoder's range test drops non-finite points; ring is not a feature
+        return conversions.pointcloud_to_core(msg, keep_non_finite=True, with_ring=False)
 
     def pack(self, result: Any, msg: cdr.RawPointCloud2) -> bytes:
         return cdr.encode_boxes_3d(result, conversions.header_stamp(msg.header))

@@ -26,6 +26,7 @@ from ad_perception.core.sensor_codecs import (
     pointcloud_to_core,
     pointcloud_to_structured,
 )
+from ad_perception.core.types import PointCloud
 
 HOST_ORDER = ">" if sys.byteorder == "big" else "<"
 REQUIRED_ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "16UC1", "32FC1"]
@@ -348,6 +349,47 @@ def test_core_cloud_drops_non_finite_points_and_keeps_ring(z_dtype):
     assert cloud.frame_id == "lidar_top"
     assert len(pointcloud_to_core(msg, keep_non_finite=True)) == 4
     assert len(drop_non_finite(pointcloud_to_columns(msg))["x"]) == 2
+
+
+@pytest.mark.parametrize("intensity_dtype", [np.float32, np.uint8, None])  # xyzi, xyz, none
+@pytest.mark.parametrize("z_dtype", [np.float32, np.float64])  # packed, general path
+@pytest.mark.parametrize("keep_non_finite", [False, True])
+def test_every_cloud_layout_gives_the_same_core_cloud(intensity_dtype, z_dtype,
+                                                      keep_non_finite):
+    rng = np.random.default_rng(7)
+    n = 500
+    columns = {"x": rng.normal(size=n).astype(np.float32),
+               "y": rng.normal(size=n).astype(np.float32),
+               "z": rng.normal(size=n).astype(z_dtype)}
+    columns["x"][::7] = np.nan
+    columns["y"][3::11] = np.inf
+    if intensity_dtype is not None:
+        columns["intensity"] = rng.integers(0, 255, n).astype(intensity_dtype)
+    columns["ring"] = rng.integers(0, 64, n).astype(np.uint16)
+    msg = SimpleNamespace(**vars(encode_pointcloud(columns)))
+    keep = np.ones(n, bool) if keep_non_finite else (
+        np.isfinite(columns["x"]) & np.isfinite(columns["y"]))
+    cloud = pointcloud_to_core(msg, keep_non_finite=keep_non_finite)
+    xyz = np.column_stack([columns[c].astype(np.float32) for c in "xyz"])[keep]
+    intensity = (columns["intensity"].astype(np.float32)[keep] if intensity_dtype is not None
+                 else np.zeros(keep.sum(), np.float32))
+    np.testing.assert_array_equal(cloud.xyz, xyz)
+    np.testing.assert_array_equal(cloud.ring, columns["ring"][keep])
+    np.testing.assert_array_equal(cloud.xyzi(), np.column_stack([xyz, intensity]))
+    assert cloud.xyzi().dtype == np.float32 and cloud.xyzi().flags.c_contiguous
+    if intensity_dtype == np.float32 and z_dtype == np.float32:  # one gather, no stack after
+        assert cloud.xyzi() is cloud.xyzi()
+        assert np.shares_memory(cloud.xyz, cloud.xyzi())
+    assert pointcloud_to_core(msg, with_ring=False).ring is None
+
+
+def test_xyzi_follows_reassigned_columns():
+    cloud = PointCloud.from_xyzi(np.arange(8, dtype=np.float32).reshape(2, 4))
+    np.testing.assert_array_equal(cloud.intensity, [3, 7])
+    cloud.xyz = np.zeros((2, 3), np.float32)
+    np.testing.assert_array_equal(cloud.xyzi(), [[0, 0, 0, 3], [0, 0, 0, 7]])
+    with pytest.raises(ValueError, match="points"):
+        PointCloud.from_xyzi(np.zeros((2, 3), np.float32))
 
 
 def test_core_cloud_needs_xyz():
