@@ -34,7 +34,7 @@ def subset(samples: Any, count: int, seed: int) -> Any:
 @dataclass
 class CompressData:
     kind: str
-    config: Any  # the baseline's config: input size / point-cloud range of every variant
+    config: Any  # the input size / point-cloud range frames are made for (use_config)
     calib_bags: list[Path]
     train_bags: list[Path] = field(default_factory=list)
     val_bags: list[Path] = field(default_factory=list)
@@ -65,6 +65,13 @@ class CompressData:
                                                         cache_dir=self.cache_dir,
                                                         progress=self.progress)
         return self._loaded[name]
+
+    def use_config(self, config: Any) -> None:
+        """Frames from now on as ``config`` needs them (a new camera input size); frames
+        loaded for the old config are dropped (the disk cache keeps them, keyed by size)."""
+        if self.kind == "camera" and config.input_size != self.config.input_size:
+            self._loaded.clear()
+        self.config = config
 
     @property
     def has_val(self) -> bool:

@@ -65,6 +65,7 @@ class LowRankParams:
 
 # where a new stem's fit is measured: its own output, or after trunk stage N
 RESTEM_FIT_DEPTHS = ("stem", "layer1", "layer2", "layer3", "layer4")
+STRIDE_32 = 32  # the camera trunk's coarsest output stride: input sizes are multiples of it
 
 
 @dataclass
@@ -77,6 +78,14 @@ class RestemParams:
     batch_size: int = 8
     max_frames: int = 0  # 0: every training frame
     seed: int = 0
+
+
+@dataclass
+class InputSizeParams:
+    # the camera network's new input (letterbox) size; the network is fully convolutional, so
+    # the weights carry over and a distillation fine-tune at the new size should follow
+    width: int = 0
+    height: int = 0
 
 
 @dataclass
@@ -123,8 +132,8 @@ class PrecisionParams:
 
 STEP_TYPES: dict[str, type] = {
     "prune": PruneParams, "finetune": FinetuneParams, "lowrank": LowRankParams,
-    "restem": RestemParams, "graph": GraphParams, "ptq": PtqParams, "qat": QatParams,
-    "precision": PrecisionParams,
+    "restem": RestemParams, "input_size": InputSizeParams, "graph": GraphParams,
+    "ptq": PtqParams, "qat": QatParams, "precision": PrecisionParams,
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("prune", "importance"): ("l1", "l2", "group_norm", "taylor"),
@@ -258,6 +267,14 @@ def _validate_ranges(recipe: Recipe, where: str) -> None:
         if step.kind == "restem" and (params.epochs < 1 or params.lr <= 0):
             raise RecipeError(f"{at}: epochs must be >= 1 and lr > 0 (the new stem starts "
                               f"untrained)")
+        if step.kind == "input_size" and list(recipe.models) != ["camera"]:
+            raise RecipeError(f"{at}: input_size sets the camera network's input; the "
+                              f"recipe's models must be [camera], got {list(recipe.models)}")
+        if step.kind == "input_size" and not all(
+                v > 0 and v % STRIDE_32 == 0 for v in (params.width, params.height)):
+            raise RecipeError(f"{at}: width and height must be positive multiples of "
+                              f"{STRIDE_32} (the trunk's output stride), got "
+                              f"{params.width}x{params.height}")
         if step.kind in ("finetune", "qat") and params.epochs < 0:
             raise RecipeError(f"{at}: epochs must be >= 0")
     kinds = [step.kind for step in recipe.steps]

@@ -101,6 +101,29 @@ def restem(runner: Any, index: int, params: Any) -> dict[str, Any]:
     return effects
 
 
+def input_size(runner: Any, index: int, params: Any) -> dict[str, Any]:
+    if runner.kind != "camera":
+        raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (input_size) is for "
+                          f"the camera detector, not {runner.kind}")
+    old = tuple(runner.config.input_size)
+    new = (params.width, params.height)
+    # The shipped detector was trained at 896x512 (16 rows of stride-32 cells); run at a
+    # height with an odd number of cells (480, 416) its pyramid's upsampled maps no longer
+    # line up and validation AP fell from 87 to 50-56 (docs/benchmarks.md), while 448 and
+    # 384 kept 83 and 77 before any fine-tune. Keep the parity of both cell counts.
+    odd = [f"{name} {n} ({n // 32} cells, was {o // 32})" for name, n, o in
+           (("width", new[0], old[0]), ("height", new[1], old[1]))
+           if (n // 32) % 2 != (o // 32) % 2]
+    if odd:
+        raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (input_size): "
+                          f"{', '.join(odd)}: keep the parity of the stride-32 cell counts "
+                          f"of the network's {old[0]}x{old[1]} input (e.g. 768x448 or 640x384 "
+                          f"from 896x512)")
+    runner.config = dataclasses.replace(runner.config, input_size=new)
+    runner.data.use_config(runner.config)
+    return {"input_size": {"from": list(old), "to": list(new)}}
+
+
 def _op_counts(onnx_bytes: bytes) -> dict[str, int]:
     import onnx
 

@@ -25,6 +25,7 @@ budget: {max_drop: 100.0}
 steps:
   - prune: {importance: l1, ratio: 0.5, scope: uniform, iterations: 2,
             finetune_epochs_between: 1}
+  - input_size: {width: 96, height: 96}
   - finetune: {epochs: 1, batch_size: 2}
   - restem: {stem: patch4, epochs: 1, batch_size: 2}
   - lowrank: {energy: 0.9, min_channels: 16, max_param_ratio: 0.9}
@@ -65,9 +66,11 @@ def variant(workspace):
 def test_card_records_every_step(variant, workspace):
     card = json.loads((variant / "card.json").read_text())
     assert card["backend"] == "openvino" and card["precision"] == "int8"
-    assert [s["step"] for s in card["steps"]] == ["prune", "finetune", "restem", "lowrank",
-                                                  "graph", "ptq", "qat"]
-    prune, _, restem, *_, ptq, qat = card["steps"]
+    assert [s["step"] for s in card["steps"]] == ["prune", "input_size", "finetune", "restem",
+                                                  "lowrank", "graph", "ptq", "qat"]
+    prune, size, _, restem, *_, ptq, qat = card["steps"]
+    assert size["input_size"] == {"from": [160, 96], "to": [96, 96]}
+    assert card["config"]["input_size"] == [96, 96]
     assert restem["stem"] == {"from": "conv7_maxpool", "to": "patch4"}
     assert card["config"]["stem"] == "patch4" and len(restem["fit"]) == 1
     assert not restem["reused_fit"]
@@ -87,7 +90,9 @@ def test_every_file_of_the_variant_runs_and_agrees_with_its_source(variant):
                                    score_threshold=0.05)
     int8 = load_pipeline(variant, threads=1, score_threshold=0.05)
     assert isinstance(int8, CameraPipeline) and type(int8.core).__name__ == "OpenVinoCore"
-    example = torch.randn(1, 3, 96, 160, generator=torch.Generator().manual_seed(0))
+    width, height = int8.config.input_size  # the recipe's input_size step set it
+    assert openvino_float.core.input_shape == (1, 3, height, width) == (1, 3, 96, 96)
+    example = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     source = [o.numpy() for o in torch_pipeline.core(example)]
     assert output_difference(source, openvino_float.core(example))["max_abs"] < 1e-3
     images = [np.random.default_rng(i).integers(0, 256, (120, 200, 3), dtype=np.uint8)
@@ -108,7 +113,7 @@ def test_rerun_resumes_the_finetunes(variant, workspace, capsys):
     reused = captured.out.count("already trained") + captured.out.count("resuming")
     assert reused >= 2, captured.out[-2000:]
     card = json.loads((variant / "card.json").read_text())
-    assert card["steps"][2]["stem"]["to"] == "patch4" and card["steps"][2]["reused_fit"]
+    assert card["steps"][3]["stem"]["to"] == "patch4" and card["steps"][3]["reused_fit"]
 
 
 def test_tampered_variant_files_are_named(variant, tmp_path):
@@ -147,6 +152,10 @@ def test_bad_recipe_and_baseline_are_refused(workspace, tmp_path, capsys):
     recipe.write_text("name: bad\nmodels: [lidar]\nsteps: [ptq]\n")
     code, captured = _compress(root, bag, baseline, recipe, tmp_path / "out", capsys)
     assert code == 2 and "is for ['lidar'], not 'camera'" in captured.err
+    recipe.write_text("name: bad\nmodels: [camera]\nsteps: [{input_size: {width: 128, "
+                      "height: 96}}]\n")
+    code, captured = _compress(root, bag, baseline, recipe, tmp_path / "out", capsys)
+    assert code == 2 and "width 128 (4 cells, was 5): keep the parity" in captured.err
     code, captured = _compress(root, bag, tmp_path / "none.pt", root / "every_step.yaml",
                                tmp_path / "out", capsys)
     assert code == 2 and "none.pt does not exist" in captured.err
