@@ -3,7 +3,9 @@
     ros2 launch ad_perception perception.launch.py variant:=baseline device:=cpu
     ad-perception launch perception.launch.py composed:=true     # (pip ROS, no launch_ros)
 
-One process per node, or all of them in one process (``composed:=true``); rclpy's
+One process per node, all of them in one process (``composed:=true``), or some of them in
+one process and the rest one each (``composed:=lidar_detector,fusion``: the lidar path's
+hop into the fusion stays inside one process, while the camera keeps its own GIL); rclpy's
 EventsExecutor in every process by default (``executor:=single`` or ``multi`` for the
 classic ones). Per-node settings live in config/<node>.yaml; the arguments below override
 the model settings, topics and frames. Topic arguments remap the nodes' relative names
@@ -33,7 +35,9 @@ ARGUMENTS = [
     ("threads", "1", "inference threads per detector"),
     ("namespace", "", "namespace of the perception nodes"),
     ("use_sim_time", "false", "use /clock (bag replay with --clock, CARLA)"),
-    ("composed", "false", "all nodes in one process"),
+    ("composed", "false", "process layout: false (one process per node), true (all nodes in "
+     "one process) or a comma-separated list of nodes sharing one process, e.g. "
+     "lidar_detector,fusion (the others one process each)"),
     ("executor", "events", "executor of every node process (and of the composed one): events "
      "(rclpy's EventsExecutor), single (SingleThreadedExecutor) or multi "
      "(MultiThreadedExecutor); the detectors infer in worker threads either way"),
@@ -71,6 +75,21 @@ def _remaps(topics: dict) -> dict:
     }
 
 
+def _composed_nodes(value: str, names: list) -> list:
+    """The nodes the ``composed`` argument puts into one process, in graph order."""
+    text = value.strip()
+    if text.lower() in ("false", ""):
+        return []
+    if text.lower() == "true":
+        return list(names)
+    chosen = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(chosen) - set(NODES))
+    if unknown:
+        raise ValueError(f"composed: unknown node(s) {unknown}; give true, false or a "
+                         f"comma-separated list of {', '.join(NODES)}")
+    return [n for n in names if n in chosen]
+
+
 def _nodes(context):
     def arg(name):
         return LaunchConfiguration(name).perform(context)
@@ -96,23 +115,24 @@ def _nodes(context):
     namespace = arg("namespace")
     ros_arguments = ["--log-level", arg("log_level")]
 
-    if arg("composed").lower() == "true":
-        cli = ["--nodes", ",".join(names), "--executor", arg("executor"),
+    nodes = []
+    together = _composed_nodes(arg("composed"), names)
+    if together:
+        cli = ["--nodes", ",".join(together), "--executor", arg("executor"),
                "--rt-priority", arg("rt_priority")]
         for name, path in models.items():
-            if path:
+            if path and name in together:
                 cli += [f"--{name.split('_')[0]}-model", path]
         cli += (["--summary-dir", summary_dir] if summary_dir
                 else ["--monitor-summary", default_summary])
         remappings = [(f"{name}:{source}", target)
-                      for name, pairs in _remaps(topics).items() if name in names
+                      for name, pairs in _remaps(topics).items() if name in together
                       for source, target in pairs]
-        return [Node(package="ad_perception", executable="perception_composed",
-                     namespace=namespace, arguments=cli, parameters=[*files, common],
-                     remappings=remappings, ros_arguments=ros_arguments, output="screen")]
-
-    nodes = []
-    for name in names:
+        nodes.append(Node(package="ad_perception", executable="perception_composed",
+                          namespace=namespace, arguments=cli, parameters=[*files, common],
+                          remappings=remappings, ros_arguments=ros_arguments,
+                          output="screen"))
+    for name in (n for n in names if n not in together):
         own = dict(common)
         if models.get(name):
             own["model_path"] = models[name]

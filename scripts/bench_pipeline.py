@@ -5,7 +5,9 @@ lidar 10 Hz), per model variant and per process layout, all in one run.
 For each variant (baseline and compressed ones from ad_perception.eval.variants) and each
 mode (``composed``: every node in one process; ``multiprocess``: one process per node; both
 with rclpy's EventsExecutor, the launch default; ``*_single`` and ``composed_multi``: the
-same layout with a SingleThreadedExecutor / MultiThreadedExecutor) the
+same layout with a SingleThreadedExecutor / MultiThreadedExecutor; ``lidar_fusion``: the
+lidar detector and the fusion in one process, the camera detector and the monitor in their
+own) the
 graph is started from launch/perception.launch.py through the launch runner, the bag is
 replayed restamped to wall time once the detectors are loaded, and the nodes' shutdown
 summaries give per-stage and end-to-end latency, drops and throughput. CPU use is the
@@ -61,7 +63,10 @@ MODES = {"multiprocess": {"composed": "false", "executor": "events", "rt_priorit
          "composed": {"composed": "true", "executor": "events", "rt_priority": "0"},
          "composed_single": {"composed": "true", "executor": "single", "rt_priority": "0"},
          "composed_multi": {"composed": "true", "executor": "multi", "rt_priority": "0"},
-         "composed_rt": {"composed": "true", "executor": "events", "rt_priority": "10"}}
+         "composed_rt": {"composed": "true", "executor": "events", "rt_priority": "10"},
+         "lidar_fusion": {"composed": "lidar_detector,fusion", "executor": "events",
+                          "rt_priority": "0"}}
+LAYOUTS = {"false": "multiprocess", "true": "composed"}  # else the nodes sharing a process
 
 
 def _parse() -> argparse.Namespace:
@@ -244,7 +249,8 @@ def run_case(args, bag: Path, name: str, mode: str, models: dict[str, str],
     frames_out = int(fused["count"] + fused.get("warmup", 0) - fused["duplicates"])
     return {
         "name": name, "mode": mode, "status": "ok",
-        "layout": "composed" if MODES[mode]["composed"] == "true" else "multiprocess",
+        "layout": LAYOUTS.get(MODES[mode]["composed"],
+                              MODES[mode]["composed"].replace(",", "+")),
         "executor": MODES[mode]["executor"],
         "rt_priority": int(MODES[mode]["rt_priority"]),
         "e2e_ms_p50": e2e_p50, "e2e_ms_p99": e2e_p99, "e2e_ms_max": fused["max_ms"],

@@ -163,9 +163,11 @@ def _play(listener: Listener, bag: Path, topics: list[str]) -> set[int]:
         player.close()
 
 
+# one process per node (the default), and the lidar path's nodes sharing one process
+@pytest.mark.parametrize("composed", ["false", "lidar_detector,fusion"])
 def test_launched_graph_publishes_every_output_with_sensor_stamps(tiny_models, drive,
-                                                                  listener, tmp_path):
-    handle = _launch(tiny_models | {"summary_dir": str(tmp_path)})
+                                                                  listener, tmp_path, composed):
+    handle = _launch(tiny_models | {"summary_dir": str(tmp_path), "composed": composed})
     try:
         # extrinsics first, as on a vehicle (robot_state_publisher starts before the sensors):
         # the nodes decode CDR fast enough that a first frame could otherwise beat /tf_static

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ad_perception.ros.launch_runner import LaunchArgumentError, LaunchRunner
+from ad_perception.ros.launch_runner import LaunchArgumentError, LaunchError, LaunchRunner
 
 LAUNCH = Path(__file__).resolve().parents[2] / "launch"
 NODES = ["camera_detector", "lidar_detector", "fusion", "latency_monitor"]
@@ -86,6 +86,24 @@ def test_composed_mode_is_one_process_with_node_scoped_remaps():
     assert remaps["camera_detector:image"] == "/sensing/camera/front/image_raw"
     assert remaps["fusion:lidar/detections"] == "/perception/lidar/detections"
     assert _generated(files)["device"] == "cuda:1"
+
+
+def test_a_node_list_shares_one_process_and_the_rest_run_alone():
+    plan = _plan("perception.launch.py", composed="lidar_detector,fusion",
+                 lidar_model="/models/lidar", camera_model="/models/cam")
+    assert sorted(plan) == ["camera_detector", "latency_monitor", "perception_composed"]
+    cmd, _ = plan["perception_composed"]
+    assert cmd[1:9] == ["--nodes", "lidar_detector,fusion", "--executor", "events",
+                        "--rt-priority", "0", "--lidar-model", "/models/lidar"]
+    remaps = _remaps(cmd)
+    assert remaps["lidar_detector:points"] == "/sensing/lidar/top/points"
+    assert remaps["fusion:objects"] == "/perception/objects"
+    assert not any(key.startswith("camera_detector:") for key in remaps)
+    camera_cmd, camera_files = plan["camera_detector"]
+    assert _generated(camera_files)["model_path"] == "/models/cam"
+    assert _remaps(camera_cmd)["image"] == "/sensing/camera/front/image_raw"
+    with pytest.raises(LaunchError, match=r"composed: unknown node\(s\) \['fuson'\]; give"):
+        _plan("perception.launch.py", composed="lidar_detector,fuson")
 
 
 def test_carla_preset_remaps_bridge_topics_and_adds_its_overrides():
