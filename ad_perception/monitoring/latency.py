@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from typing import NamedTuple
 
 import numpy as np
@@ -79,7 +79,8 @@ class TopicLatencyTracker:
 
     def __init__(self, window_s: float = 10.0, expected_rate_hz: float | None = None,
                  stale_threshold_ms: float = 150.0, max_samples: int = 10_000,
-                 reservoir_size: int = 4096, seed: int = 0, warmup_s: float = 0.0) -> None:
+                 reservoir_size: int = 4096, seed: int = 0, warmup_s: float = 0.0,
+                 keep_stamps: int = 0) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0 seconds, got {window_s}")
         if expected_rate_hz is not None and not expected_rate_hz > 0:
@@ -114,6 +115,11 @@ class TopicLatencyTracker:
         self._reservoir: list[float] = []
         self._reservoir_size = int(reservoir_size)
         self._rng = random.Random(seed)
+        # The latency of the last ``keep_stamps`` stamps (first arrival, after the warm-up):
+        # a hop between two nodes is then one frame's receipt minus the same frame's publish,
+        # not a difference of two medians taken over different frames.
+        self._keep_stamps = max(int(keep_stamps), 0)
+        self._by_stamp: OrderedDict[int, float] = OrderedDict()
 
     # ------------------------------------------------------------------------- feeding
     def observe(self, stamp_ns: int, receive_ns: int) -> None:
@@ -132,6 +138,10 @@ class TopicLatencyTracker:
             self._forget(self._window.popleft())
         self._window.append(_Sample(receive_ns, stamp_ns, latency_ms, kind))
         self._stamps_in_window[stamp_ns] += 1
+        if self._keep_stamps and stamp_ns not in self._by_stamp:
+            self._by_stamp[stamp_ns] = latency_ms
+            if len(self._by_stamp) > self._keep_stamps:
+                self._by_stamp.popitem(last=False)
 
         totals = self._totals
         totals["count"] += 1
@@ -242,6 +252,10 @@ class TopicLatencyTracker:
             "out_of_order": sum(s.kind == OUT_OF_ORDER for s in samples),
             "stale": sum(s.latency_ms > self.stale_threshold_ms for s in samples),
         }
+
+    def latency_by_stamp(self) -> dict[int, float]:
+        """Stamp -> latency (ms) of the last ``keep_stamps`` stamps seen after the warm-up."""
+        return dict(self._by_stamp)
 
     def totals(self) -> dict[str, float]:
         """All-time counts and latency for the shutdown summary.

@@ -21,6 +21,7 @@ from ad_perception.monitoring.diagnostics import (
     check_topic,
 )
 from ad_perception.monitoring.latency import TopicLatencyTracker
+from ad_perception.monitoring.node_health import STAMPS_KEPT, by_stamp_json
 
 
 class LatencyReport:
@@ -38,7 +39,7 @@ class LatencyReport:
         self._trackers = {
             topic: TopicLatencyTracker(window_s, self.expected_rate_hz,
                                        stale_threshold_ms=self.config.latency_error_ms,
-                                       warmup_s=warmup_s)
+                                       warmup_s=warmup_s, keep_stamps=STAMPS_KEPT)
             for topic in self.topics}
         self.types: dict[str, str] = {}
 
@@ -77,7 +78,8 @@ class LatencyReport:
             for topic, tracker in self._trackers.items():
                 topics[topic] = {"type": self.types.get(topic),
                                  "totals": _clean(tracker.totals()),
-                                 "window": _clean(tracker.summary(now_ns))}
+                                 "window": _clean(tracker.summary(now_ns)),
+                                 "by_stamp": by_stamp_json(tracker)}
         return {"topics": topics, "budget_ms": {"warn": self.config.latency_warn_ms,
                                                 "error": self.config.latency_error_ms}}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 
 from ad_perception.monitoring.diagnostics import (
@@ -34,6 +35,8 @@ from ad_perception.monitoring.stages import TOTAL, StageStats
 
 NS_PER_MS = 1_000_000
 _RUN_WINDOW_S = 24 * 3600.0  # the shutdown summary covers the whole run
+STAMPS_KEPT = 2048  # frames whose per-frame timings the shutdown summary lists (~3 min)
+FRAME_STAGES = ("input_delay", "output_delay")  # ms after the sensor stamp
 
 
 class NodeHealth:
@@ -53,6 +56,10 @@ class NodeHealth:
         self.failures = WindowedCounter(window_s)
         self.published = WindowedCounter(window_s)
         self._inputs: dict[str, TopicLatencyTracker] = {}
+        # per frame: when it arrived and when its output was handed to publish() (ms after
+        # the sensor stamp), for per-frame hops in the pipeline benchmark (monitoring/
+        # pipeline_report.py); the last STAMPS_KEPT frames
+        self._frames: OrderedDict[int, dict[str, float]] = OrderedDict()
         self._output = TopicLatencyTracker(window_s, self.expected_rate_hz)
         self._stages = StageStats(window_s)
         self._stages_run = StageStats(_RUN_WINDOW_S, max_frames=200_000)
@@ -74,7 +81,8 @@ class NodeHealth:
         with self._lock:
             tracker = self._inputs.get(topic)
             if tracker is None:
-                tracker = self._inputs[topic] = TopicLatencyTracker(self.window_s)
+                tracker = self._inputs[topic] = TopicLatencyTracker(self.window_s,
+                                                                    keep_stamps=STAMPS_KEPT)
             tracker.observe(stamp_ns, receive_ns)
 
     def rejected(self, reason: str, now_ns: int) -> None:
@@ -100,6 +108,11 @@ class NodeHealth:
             self._stages.add(stages_ms, publish_ns)
             self._stages_run.add(stages_ms, publish_ns)
             self.published.add(publish_ns)
+            kept = {k: stages_ms[k] for k in FRAME_STAGES if k in stages_ms}
+            if kept and stamp_ns not in self._frames:
+                self._frames[stamp_ns] = kept
+                if len(self._frames) > STAMPS_KEPT:
+                    self._frames.popitem(last=False)
             if latency_ms > self.config.latency_error_ms:
                 self.over_budget.add(publish_ns, 1, f"{latency_ms:.1f} ms")
         return latency_ms
@@ -172,6 +185,9 @@ class NodeHealth:
                 "pipeline_latency_ms": _clean(self._output.totals()),
                 "inputs": {topic: _clean(tracker.totals())
                            for topic, tracker in self._inputs.items()},
+                "frames_by_stamp": {str(stamp): values for stamp, values in self._frames.items()},
+                "inputs_by_stamp": {topic: by_stamp_json(tracker)
+                                    for topic, tracker in self._inputs.items()},
             }
 
     def processing_p99_ms(self, now_ns: int) -> float:
@@ -181,6 +197,11 @@ class NodeHealth:
 
 def _fmt(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.2f}"
+
+
+def by_stamp_json(tracker: TopicLatencyTracker) -> dict[str, float]:
+    """JSON form of a tracker's per-stamp latencies (stamps as strings, ns)."""
+    return {str(stamp): ms for stamp, ms in tracker.latency_by_stamp().items()}
 
 
 def _clean(values: Mapping[str, float]) -> dict:

@@ -55,14 +55,21 @@ def ros_overhead(summaries: dict[str, dict], e2e_p50: float, fused_topic: str,
     fusion_publish_start = stage_value(fusion, "output_delay")
     fusion_received = _p50(fusion["inputs"].get(f"{kind}/detections"))
     monitor_received = _p50(monitor["topics"][fused_topic]["totals"])
+    hops = {"sensor_transport": stage_value(detector, "input_delay") - lateness,
+            "publish_to_fusion": fusion_received - detector_publish_start,
+            "publish_to_monitor": monitor_received - fusion_publish_start}
+    per_frame = _per_frame_hops(detector, fusion, monitor, kind, fused_topic)
+    if per_frame is not None:
+        per_frame["hops"]["sensor_transport"] -= lateness
+        hops = per_frame["hops"]
     parts = {
-        "sensor_transport": max(stage_value(detector, "input_delay") - lateness, 0.0),
+        "sensor_transport": max(hops["sensor_transport"], 0.0),
         "detector_handling": stage_value(detector, "conversion") + stage_value(detector, "pack"),
-        "publish_to_fusion": max(fusion_received - detector_publish_start, 0.0),
+        "publish_to_fusion": max(hops["publish_to_fusion"], 0.0),
         # fusion decodes each input on arrival: only the critical path's decode delays output
         "fusion_handling": (stage_value(fusion, f"conversion_{kind}")
                             or stage_value(fusion, "conversion")) + stage_value(fusion, "pack"),
-        "publish_to_monitor": max(monitor_received - fusion_publish_start, 0.0),
+        "publish_to_monitor": max(hops["publish_to_monitor"], 0.0),
     }
     # what the parts are computed from (medians, ms after the sensor stamp), and the
     # publish() durations as measured, beside the hops that replace them in the sum
@@ -77,8 +84,36 @@ def ros_overhead(summaries: dict[str, dict], e2e_p50: float, fused_topic: str,
     total = sum(parts.values())
     e2e_from_publish = e2e_p50 - lateness
     return {"critical_path": kind, "parts_ms": parts, "total_ms": total, **reported,
+            "hops_from": "per_frame" if per_frame else "medians",
+            "frames_matched": per_frame["frames"] if per_frame else 0,
             "source_lateness_ms": lateness, "e2e_from_publish_ms": e2e_from_publish,
             "share": total / e2e_from_publish if e2e_from_publish > 0 else None}
+
+
+def _per_frame_hops(detector: dict, fusion: dict, monitor: dict, kind: str,
+                    fused_topic: str) -> dict | None:
+    """The three hops as medians over frames of (receipt - publish call) of the same frame,
+    over the frames the monitor timed after its warm-up; None when a summary has no
+    per-frame records (then the hops are differences of the nodes' medians, which mix
+    frames: the nodes' medians include the warm-up frames the monitor leaves out)."""
+    detector_frames = detector.get("frames_by_stamp") or {}
+    fusion_frames = fusion.get("frames_by_stamp") or {}
+    fusion_in = (fusion.get("inputs_by_stamp") or {}).get(f"{kind}/detections") or {}
+    monitor_in = (monitor["topics"][fused_topic].get("by_stamp")) or {}
+    pairs = {"sensor_transport": [], "publish_to_fusion": [], "publish_to_monitor": []}
+    for stamp, received in monitor_in.items():
+        sent = detector_frames.get(stamp, {})
+        fused = fusion_frames.get(stamp, {})
+        if stamp not in fusion_in or "output_delay" not in sent or "output_delay" not in fused:
+            continue  # e.g. a camera-only frame, or one the detector dropped
+        pairs["sensor_transport"].append(sent.get("input_delay", 0.0))
+        pairs["publish_to_fusion"].append(fusion_in[stamp] - sent["output_delay"])
+        pairs["publish_to_monitor"].append(received - fused["output_delay"])
+    frames = len(pairs["publish_to_monitor"])
+    if not frames:
+        return None
+    return {"frames": frames,
+            "hops": {name: statistics.median(values) for name, values in pairs.items()}}
 
 
 def summarise_runs(rows: Iterable[dict], overhead_target: float = OVERHEAD_TARGET,

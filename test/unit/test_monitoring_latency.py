@@ -199,3 +199,13 @@ def test_warmup_messages_stay_out_of_the_totals_but_not_the_sequence():
     assert totals["max_ms"] == pytest.approx(50.0)
     with pytest.raises(ValueError, match="warmup_s"):
         TopicLatencyTracker(warmup_s=-1.0)
+
+
+def test_per_stamp_latencies_skip_the_warm_up_keep_first_arrivals_and_stay_bounded():
+    tracker = TopicLatencyTracker(window_s=10.0, warmup_s=0.25, keep_stamps=3)
+    ms = 1_000_000
+    for i in range(8):  # a frame every 100 ms, 5 ms late; the first three are warm-up
+        tracker.observe(i * 100 * ms, i * 100 * ms + 5 * ms)
+    tracker.observe(700 * ms, 700 * ms + 9 * ms)  # a duplicate of the last: first one kept
+    assert tracker.latency_by_stamp() == {500 * ms: 5.0, 600 * ms: 5.0, 700 * ms: 5.0}
+    assert TopicLatencyTracker().latency_by_stamp() == {}  # off by default

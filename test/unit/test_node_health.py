@@ -141,3 +141,14 @@ def _wait_until(predicate, timeout_s: float = 5.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
+
+
+def test_summary_lists_each_frames_timings_by_stamp():
+    health = NodeHealth("n")
+    health.input("points", 1_000, 3_001_000)
+    health.frame_done(1_000, 40_001_000, {"input_delay": 3.0, "output_delay": 39.5,
+                                         "total": 30.0})
+    summary = health.summary(50_000_000)
+    assert summary["frames_by_stamp"] == {"1000": {"input_delay": 3.0, "output_delay": 39.5}}
+    assert summary["inputs_by_stamp"] == {"points": {"1000": 3.0}}
+    json.dumps(summary)  # JSON-safe

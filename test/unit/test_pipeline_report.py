@@ -120,3 +120,28 @@ def test_the_slower_detector_is_the_critical_path_and_negative_hops_count_zero()
     assert camera_path["parts_ms"]["sensor_transport"] == pytest.approx(2.5)
     assert camera_path["parts_ms"]["publish_to_fusion"] == pytest.approx(0.5)
     assert stage_value(summaries["fusion"], "no_such_stage") == 0.0
+
+
+def test_hops_are_per_frame_when_the_nodes_list_their_frames():
+    """The monitor leaves out warm-up frames; the nodes' medians include them. Ten frames:
+    the first four are slow warm-up frames (the fusion published them 30 ms late), which the
+    monitor did not time. Per frame each hop is 0.4-0.6 ms; the medians' difference would say
+    the monitor hop is 0 (clamped) and the fusion hop much more."""
+    summaries = _summaries()
+    stamps = [str(1_000_000_000 + i * 100_000_000) for i in range(10)]
+    late = {s: (30.0 if i < 4 else 0.0) for i, s in enumerate(stamps)}
+    summaries["lidar_detector"]["frames_by_stamp"] = {
+        s: {"input_delay": 4.0 + late[s], "output_delay": 40.0 + late[s]} for s in stamps}
+    summaries["fusion"]["inputs_by_stamp"] = {
+        "lidar/detections": {s: 40.5 + late[s] for s in stamps}}
+    summaries["fusion"]["frames_by_stamp"] = {s: {"output_delay": 48.0 + late[s]}
+                                              for s in stamps}
+    summaries["latency_monitor"]["topics"]["/objects"]["by_stamp"] = {
+        s: 48.6 for s in stamps[4:]}  # after the warm-up only
+    overhead = ros_overhead(summaries, 48.6, "/objects", {"lidar": 1.0})
+    assert overhead["hops_from"] == "per_frame" and overhead["frames_matched"] == 6
+    assert overhead["parts_ms"]["sensor_transport"] == pytest.approx(3.0)
+    assert overhead["parts_ms"]["publish_to_fusion"] == pytest.approx(0.5)
+    assert overhead["parts_ms"]["publish_to_monitor"] == pytest.approx(0.6)
+    del summaries["latency_monitor"]["topics"]["/objects"]["by_stamp"]
+    assert ros_overhead(summaries, 48.6, "/objects")["hops_from"] == "medians"
