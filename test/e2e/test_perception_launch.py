@@ -219,6 +219,16 @@ def test_launched_graph_publishes_every_output_with_sensor_stamps(tiny_models, d
         summary = json.loads((tmp_path / f"{node}.json").read_text())
         # every BLAS pool capped at one thread: no spinning worker beside inference
         assert summary["blas_threads"] and set(summary["blas_threads"]) == {1}, summary
+    if composed != "false":
+        # in one process the lidar detector, on the critical path, takes each cloud before
+        # the fusion does (composed.CREATION_ORDER), frame by frame
+        lidar = json.loads((tmp_path / "lidar_detector.json").read_text())["frames_by_stamp"]
+        fusion = json.loads((tmp_path / "fusion.json").read_text())["inputs_by_stamp"]
+        (points,) = [by_stamp for topic, by_stamp in fusion.items() if "points" in topic]
+        both = [s for s in lidar if s in points]
+        assert len(both) >= 3, (len(lidar), len(points))
+        first = sum(lidar[s]["input_delay"] <= points[s] for s in both)
+        assert first >= 0.9 * len(both), (first, len(both))
 
 
 def _malformed(stamp_ns: int) -> tuple[Image, PointCloud2]:
