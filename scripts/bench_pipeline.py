@@ -7,7 +7,7 @@ mode (``composed``: every node in one process; ``multiprocess``: one process per
 with rclpy's EventsExecutor, the launch default; ``*_single`` and ``composed_multi``: the
 same layout with a SingleThreadedExecutor / MultiThreadedExecutor; ``lidar_fusion``: the
 lidar detector and the fusion in one process, the camera detector and the monitor in their
-own) the
+own, the launch default) the
 graph is started from launch/perception.launch.py through the launch runner, the bag is
 replayed restamped to wall time once the detectors are loaded, and the nodes' shutdown
 summaries give per-stage and end-to-end latency, drops and throughput. CPU use is the
@@ -76,7 +76,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, required=True, help="write the results here")
     parser.add_argument("--variants", default="baseline",
                         help="comma-separated variant names (default: baseline)")
-    parser.add_argument("--modes", default="composed,multiprocess",
+    parser.add_argument("--modes", default="lidar_fusion,multiprocess,composed",
                         help=f"comma-separated, from {list(MODES)}")
     parser.add_argument("--frames", type=int, default=100, help="drive length at 10 Hz")
     parser.add_argument("--seed", type=int, default=3)

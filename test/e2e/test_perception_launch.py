@@ -163,7 +163,7 @@ def _play(listener: Listener, bag: Path, topics: list[str]) -> set[int]:
         player.close()
 
 
-# one process per node (the default), and the lidar path's nodes sharing one process
+# one process per node, and the default layout: the lidar path's nodes sharing one process
 @pytest.mark.parametrize("composed", ["false", "lidar_detector,fusion"])
 def test_launched_graph_publishes_every_output_with_sensor_stamps(tiny_models, drive,
                                                                   listener, tmp_path, composed):

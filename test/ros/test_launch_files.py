@@ -40,14 +40,16 @@ def _generated(files: dict) -> dict:
     return section["ros__parameters"]
 
 
-def test_default_graph_one_process_per_node_on_design_topics():
-    plan = _plan("perception.launch.py", camera_model="/models/cam", summary_dir="/tmp/out")
+def test_one_process_per_node_on_design_topics():
+    plan = _plan("perception.launch.py", camera_model="/models/cam", summary_dir="/tmp/out",
+                 composed="false")
     assert list(plan) == NODES
     camera_cmd, camera_files = plan["camera_detector"]
     assert Path(camera_cmd[0]).name == "camera_detector"
     # before --ros-args, every node
     assert camera_cmd[1:5] == ["--executor", "events", "--rt-priority", "0"]
-    single = _plan("perception.launch.py", executor="single", rt_priority="20")
+    single = _plan("perception.launch.py", executor="single", rt_priority="20",
+                   composed="false")
     assert all(cmd[1:5] == ["--executor", "single", "--rt-priority", "20"]
                for cmd, _ in single.values())
     assert _remaps(camera_cmd) == {"image": "/sensing/camera/front/image_raw",
@@ -59,7 +61,7 @@ def test_default_graph_one_process_per_node_on_design_topics():
     assert params["model_path"] == "/models/cam" and params["threads"] == 1
     assert params["summary_path"] == "/tmp/out/camera_detector.json"
     assert "model_path" not in _generated(plan["lidar_detector"][1])  # from the variant
-    default = _plan("perception.launch.py")
+    default = _plan("perception.launch.py", composed="false")
     assert "summary_path" not in _generated(default["fusion"][1])
     assert _generated(default["latency_monitor"][1])["summary_path"].endswith(
         "ad_perception/latency_summary.json")  # the monitor always reports
@@ -89,8 +91,8 @@ def test_composed_mode_is_one_process_with_node_scoped_remaps():
 
 
 def test_a_node_list_shares_one_process_and_the_rest_run_alone():
-    plan = _plan("perception.launch.py", composed="lidar_detector,fusion",
-                 lidar_model="/models/lidar", camera_model="/models/cam")
+    # the default layout: the lidar detector and the fusion share one process
+    plan = _plan("perception.launch.py", lidar_model="/models/lidar", camera_model="/models/cam")
     assert sorted(plan) == ["camera_detector", "latency_monitor", "perception_composed"]
     cmd, _ = plan["perception_composed"]
     assert cmd[1:9] == ["--nodes", "lidar_detector,fusion", "--executor", "events",
