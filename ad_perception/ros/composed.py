@@ -1,4 +1,4 @@
-"""perception_composed: every perception node in one process, one executor.
+"""perception_composed: perception nodes (all, or those given with --nodes) in one process.
 
 The executor is rclpy's EventsExecutor by default (``--executor events``), as for one
 process per node; ``single`` and ``multi`` remain. The heavy work runs in each detector's
