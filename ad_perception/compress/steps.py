@@ -17,7 +17,7 @@ from typing import Any
 from ad_perception.compress.export import export_model_onnx, exportable_core, to_openvino
 from ad_perception.compress.frames import evaluate_core
 from ad_perception.compress.model_state import sync_config
-from ad_perception.compress.recipe import FinetuneParams, RecipeError
+from ad_perception.compress.recipe import STRIDE_32, FinetuneParams, RecipeError
 from ad_perception.compress.variant import Deploy
 
 
@@ -111,9 +111,9 @@ def input_size(runner: Any, index: int, params: Any) -> dict[str, Any]:
     # height with an odd number of cells (480, 416) its pyramid's upsampled maps no longer
     # line up and validation AP fell from 87 to 50-56 (docs/benchmarks.md), while 448 and
     # 384 kept 83 and 77 before any fine-tune. Keep the parity of both cell counts.
-    odd = [f"{name} {n} ({n // 32} cells, was {o // 32})" for name, n, o in
+    odd = [f"{name} {n} ({n // STRIDE_32} cells, was {o // STRIDE_32})" for name, n, o in
            (("width", new[0], old[0]), ("height", new[1], old[1]))
-           if (n // 32) % 2 != (o // 32) % 2]
+           if (n // STRIDE_32) % 2 != (o // STRIDE_32) % 2]
     if odd:
         raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (input_size): "
                           f"{', '.join(odd)}: keep the parity of the stride-32 cell counts "
