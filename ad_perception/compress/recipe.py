@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ad_perception import CAMERA_STEMS
+from ad_perception import CAMERA_DROPPABLE_BLOCKS, CAMERA_STEMS
 
 
 class RecipeError(ValueError):
@@ -81,6 +81,14 @@ class RestemParams:
 
 
 @dataclass
+class DropBlocksParams:
+    # either the camera trunk blocks to remove, by name ("layer3.1") ...
+    blocks: list[str] = field(default_factory=list)
+    # ... or how many to remove, chosen greedily by validation accuracy without them
+    count: int = 0
+
+
+@dataclass
 class InputSizeParams:
     # the camera network's new input (letterbox) size; the network is fully convolutional, so
     # the weights carry over and a distillation fine-tune at the new size should follow
@@ -92,6 +100,8 @@ class InputSizeParams:
 class GraphParams:
     fold_batchnorm: bool = True  # BN folded into the convs of the exported graph
     simplify: bool = True  # onnxscript optimizer: constant folding, dead nodes, fusions
+    # convs reading one tensor with one geometry become one conv + Split (graph_opt.py)
+    merge_sibling_convs: bool = True
 
 
 @dataclass
@@ -132,7 +142,8 @@ class PrecisionParams:
 
 STEP_TYPES: dict[str, type] = {
     "prune": PruneParams, "finetune": FinetuneParams, "lowrank": LowRankParams,
-    "restem": RestemParams, "input_size": InputSizeParams, "graph": GraphParams,
+    "restem": RestemParams, "drop_blocks": DropBlocksParams, "input_size": InputSizeParams,
+    "graph": GraphParams,
     "ptq": PtqParams, "qat": QatParams, "precision": PrecisionParams,
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -267,6 +278,8 @@ def _validate_ranges(recipe: Recipe, where: str) -> None:
         if step.kind == "restem" and (params.epochs < 1 or params.lr <= 0):
             raise RecipeError(f"{at}: epochs must be >= 1 and lr > 0 (the new stem starts "
                               f"untrained)")
+        if step.kind == "drop_blocks":
+            _validate_drop_blocks(recipe, params, at)
         if step.kind == "input_size" and list(recipe.models) != ["camera"]:
             raise RecipeError(f"{at}: input_size sets the camera network's input; the "
                               f"recipe's models must be [camera], got {list(recipe.models)}")
@@ -286,6 +299,26 @@ def _validate_ranges(recipe: Recipe, where: str) -> None:
     if sum(k in ("ptq", "precision") for k in kinds) > 1:
         raise RecipeError(f"{where}: one ptq or one precision step per recipe (it decides the "
                           f"variant's backend and precision)")
+
+
+def _validate_drop_blocks(recipe: Recipe, params: DropBlocksParams, at: str) -> None:
+    if list(recipe.models) != ["camera"]:
+        raise RecipeError(f"{at}: drop_blocks removes camera trunk blocks; the recipe's "
+                          f"models must be [camera], got {list(recipe.models)}")
+    blocks = params.blocks
+    if not isinstance(blocks, list) or not all(isinstance(b, str) for b in blocks):
+        raise RecipeError(f"{at}: blocks must be a list of block names, got {blocks!r}")
+    unknown = sorted(set(blocks) - set(CAMERA_DROPPABLE_BLOCKS))
+    if unknown:
+        raise RecipeError(f"{at}: blocks {unknown} cannot be dropped; droppable: "
+                          f"{list(CAMERA_DROPPABLE_BLOCKS)}")
+    if bool(blocks) == bool(params.count) or params.count < 0 or \
+            len(set(blocks)) != len(blocks):
+        raise RecipeError(f"{at}: give either blocks (distinct names) or count (> 0, chosen "
+                          f"by validation accuracy), not both and not neither")
+    if params.count > len(CAMERA_DROPPABLE_BLOCKS):
+        raise RecipeError(f"{at}: count {params.count} exceeds the "
+                          f"{len(CAMERA_DROPPABLE_BLOCKS)} droppable blocks")
 
 
 def parse_recipe(text: str, name: str = "recipe") -> Recipe:

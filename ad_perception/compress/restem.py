@@ -58,9 +58,29 @@ def replace_stem(trunk: ResNetTrunk, kind: str, seed: int = 0, fit_to: str = "st
         torch.manual_seed(seed)
         conv, pool = make_stem(kind, channels)
         nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-    trunk.conv1, trunk.maxpool, trunk.bn1 = conv, pool, nn.BatchNorm2d(channels)
+    bn = nn.BatchNorm2d(channels)
+    if inherits_centre(trunk.conv1, conv):
+        cut = (trunk.conv1.kernel_size[0] - conv.kernel_size[0]) // 2
+        with torch.no_grad():
+            conv.weight.copy_(trunk.conv1.weight[:, :, cut:cut + conv.kernel_size[0],
+                                                 cut:cut + conv.kernel_size[1]])
+        bn.load_state_dict(trunk.bn1.state_dict())
+    trunk.conv1, trunk.maxpool, trunk.bn1 = conv, pool, bn
     trunk.stem_kind = kind
     return old
+
+
+def inherits_centre(old: nn.Conv2d, new: nn.Conv2d) -> bool:
+    """A smaller odd kernel at the same stride and padding rule starts as the centre of the
+    old one (a 7x7 -> 5x5 stem keeps most of what it computed: the fit then only has to
+    make up for the outer ring) instead of from random weights."""
+    same = (old.stride == new.stride and old.in_channels == new.in_channels
+            and old.out_channels == new.out_channels)
+    sizes = (old.kernel_size[0], new.kernel_size[0])
+    return (same and old.kernel_size[0] == old.kernel_size[1]
+            and new.kernel_size[0] == new.kernel_size[1] and sizes[1] < sizes[0]
+            and all(k % 2 == 1 for k in sizes)
+            and old.padding[0] == sizes[0] // 2 and new.padding[0] == sizes[1] // 2)
 
 
 def fit_stem(new: nn.Module, old: nn.Module, batches: Callable[[int], Iterable[torch.Tensor]],

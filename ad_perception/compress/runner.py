@@ -78,7 +78,8 @@ class RecipeRunner:
         self.data = CompressData(options.kind, self.config, options.calib, options.train,
                                  val_bags, self.work / "cache", options.progress)
         self.deploy = Deploy()
-        self.graph = GraphParams(fold_batchnorm=True, simplify=False)
+        self.graph = GraphParams(fold_batchnorm=True, simplify=False,
+                                 merge_sibling_convs=False)
         self.records: list[dict[str, Any]] = []
         self.baseline_metric: dict[str, Any] | None = None
         self.current_metric: dict[str, Any] | None = None

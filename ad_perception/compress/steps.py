@@ -101,6 +101,31 @@ def restem(runner: Any, index: int, params: Any) -> dict[str, Any]:
     return effects
 
 
+def drop_blocks(runner: Any, index: int, params: Any) -> dict[str, Any]:
+    from ad_perception.compress.depth import choose_blocks, dropped
+    from ad_perception.compress.depth import drop_blocks as remove
+
+    if runner.kind != "camera":
+        raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (drop_blocks) is for "
+                          f"the camera detector, not {runner.kind}")
+    gone = dropped(runner.student)
+    ranking: list[dict[str, Any]] = []
+    if params.blocks:
+        again = sorted(set(params.blocks) & set(gone))
+        if again:
+            raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (drop_blocks): "
+                              f"{again} already dropped by an earlier step")
+        names = list(params.blocks)
+    else:
+        names, ranking = choose_blocks(runner.student, params.count,
+                                       lambda model: runner.measure(model)["value"],
+                                       runner.log)
+    remove(runner.student, names)
+    runner.config = sync_config(runner.student, runner.kind, dataclasses.replace(
+        runner.config, dropped_blocks=tuple(gone + names)))
+    return {"dropped_blocks": names, "ranking": ranking}
+
+
 def input_size(runner: Any, index: int, params: Any) -> dict[str, Any]:
     if runner.kind != "camera":
         raise RecipeError(f"recipe {runner.recipe.name!r}: step {index} (input_size) is for "
@@ -138,12 +163,26 @@ def simplify_onnx(onnx_bytes: bytes) -> bytes:
     return onnxscript.optimizer.optimize(onnx.load_from_string(onnx_bytes)).SerializeToString()
 
 
-def export_float_onnx(runner: Any, name: str = "float.onnx") -> Path:
-    """The student's core as ONNX (BN folded by the exporter; simplified if the recipe's
-    graph step asks), written into the work directory."""
-    onnx_bytes = export_model_onnx(runner.student, runner.kind, runner.config)
-    if runner.graph.simplify:
+def optimise_onnx(onnx_bytes: bytes, params: Any) -> tuple[bytes, int]:
+    """The graph step's passes over an exported core; returns it and the convs merged."""
+    merged = 0
+    if params.simplify:
         onnx_bytes = simplify_onnx(onnx_bytes)
+    if params.merge_sibling_convs:
+        import onnx
+
+        from ad_perception.compress.graph_opt import merge_sibling_convs
+
+        model, merged = merge_sibling_convs(onnx.load_from_string(onnx_bytes))
+        onnx_bytes = model.SerializeToString()
+    return onnx_bytes, merged
+
+
+def export_float_onnx(runner: Any, name: str = "float.onnx") -> Path:
+    """The student's core as ONNX (BN folded by the exporter; simplified and merged if the
+    recipe's graph step asks), written into the work directory."""
+    onnx_bytes, _ = optimise_onnx(export_model_onnx(runner.student, runner.kind, runner.config),
+                                  runner.graph)
     path = runner.work / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(onnx_bytes)
@@ -153,13 +192,14 @@ def export_float_onnx(runner: Any, name: str = "float.onnx") -> Path:
 def graph(runner: Any, index: int, params: Any) -> dict[str, Any]:
     runner.graph = params
     raw = export_model_onnx(runner.student, runner.kind, runner.config)
-    optimised = simplify_onnx(raw) if params.simplify else raw
+    optimised, merged = optimise_onnx(raw, params)
     before, after = _op_counts(raw), _op_counts(optimised)
     if params.fold_batchnorm and after.get("BatchNormalization", 0):
         raise RuntimeError(f"graph: {after['BatchNormalization']} BatchNormalization nodes "
                            f"survived folding")
     runner.deploy.io["fold_batchnorm"] = params.fold_batchnorm
     return {"changes_weights": False, "onnx_ops_exported": before, "onnx_ops_optimised": after,
+            "convs_merged": merged,
             "torch_batchnorm_layers": sum(type(m).__name__.startswith("BatchNorm")
                                           for m in runner.student.modules())}
 

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional
 
 from ad_perception import CLASSES
-from ad_perception.models.backbone import STEMS, ResNetTrunk
+from ad_perception.models.backbone import DROPPABLE_BLOCKS, STEMS, ResNetTrunk
 from ad_perception.models.layers import conv_bn_relu, init_prior_bias
 
 # Per level the core emits: class logits (B, K, H, W), box distances (B, 4, H, W) as
@@ -40,7 +40,8 @@ class CameraDetectorConfig:
 
     input_size: tuple[int, int] = (640, 384)  # network input (width, height) in pixels
     width_multiplier: float = 1.0  # ResNet-18 trunk width; 1.0 is torchvision's resnet18
-    stem: str = "conv7_maxpool"  # or patch4 (4x4 stride-4 conv; see backbone.STEMS)
+    stem: str = "conv7_maxpool"  # conv5_maxpool, patch4 (4x4 stride-4 conv): backbone.STEMS
+    dropped_blocks: tuple[str, ...] = ()  # trunk blocks replaced by identity ("layer1.1")
     fpn_channels: int = 96
     head_convs: int = 2  # conv+BN+ReLU layers in each classification / regression tower
     strides: tuple[int, ...] = (8, 16, 32)  # pyramid levels; > 32 adds stride-2 convs on P5
@@ -67,11 +68,16 @@ class CameraDetectorConfig:
             )
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {', '.join(STEMS)}, got {self.stem!r}")
+        unknown = sorted(set(self.dropped_blocks) - set(DROPPABLE_BLOCKS))
+        if unknown:
+            raise ValueError(f"dropped_blocks {unknown} cannot be dropped; droppable blocks: "
+                             f"{', '.join(DROPPABLE_BLOCKS)}")
         if self.fpn_channels % 8:
             raise ValueError(f"fpn_channels must be a multiple of 8, got {self.fpn_channels}")
         object.__setattr__(self, "input_size", (int(width), int(height)))
         object.__setattr__(self, "strides", strides)
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "dropped_blocks", tuple(sorted(set(self.dropped_blocks))))
 
     @property
     def num_classes(self) -> int:
@@ -83,7 +89,7 @@ class CameraDetectorConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CameraDetectorConfig:
         values = dict(values)
-        for key in ("input_size", "strides", "class_names"):
+        for key in ("input_size", "strides", "class_names", "dropped_blocks"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -160,7 +166,7 @@ class CameraDetector(nn.Module):
 
     def __init__(self, config: CameraDetectorConfig) -> None:
         super().__init__()
-        self.trunk = ResNetTrunk(config.width_multiplier, config.stem)
+        self.trunk = ResNetTrunk(config.width_multiplier, config.stem, config.dropped_blocks)
         self.fpn = FeaturePyramid(self.trunk.out_channels, config.strides, config.fpn_channels)
         self.heads = nn.ModuleList(
             LevelHead(config.fpn_channels, config.num_classes, config.head_convs)

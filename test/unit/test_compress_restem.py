@@ -103,5 +103,6 @@ def test_a_patch_stem_model_round_trips_through_a_checkpoint(tmp_path):
     with torch.no_grad():
         for a, b in zip(model(example), loaded(example), strict=True):
             assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="stem must be one of conv7_maxpool, patch4"):
+    with pytest.raises(ValueError,
+                       match="stem must be one of conv7_maxpool, conv5_maxpool, patch4"):
         CameraDetectorConfig(stem="conv3")

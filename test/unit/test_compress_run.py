@@ -28,6 +28,7 @@ steps:
   - input_size: {width: 96, height: 96}
   - finetune: {epochs: 1, batch_size: 2}
   - restem: {stem: patch4, epochs: 1, batch_size: 2}
+  - drop_blocks: {count: 1}
   - lowrank: {energy: 0.9, min_channels: 16, max_param_ratio: 0.9}
   - graph: {fold_batchnorm: true, simplify: true}
   - ptq: {calibration_frames: 4, sensitivity_search: false}
@@ -67,8 +68,14 @@ def test_card_records_every_step(variant, workspace):
     card = json.loads((variant / "card.json").read_text())
     assert card["backend"] == "openvino" and card["precision"] == "int8"
     assert [s["step"] for s in card["steps"]] == ["prune", "input_size", "finetune", "restem",
-                                                  "lowrank", "graph", "ptq", "qat"]
-    prune, size, _, restem, *_, ptq, qat = card["steps"]
+                                                  "drop_blocks", "lowrank", "graph", "ptq",
+                                                  "qat"]
+    prune, size, _, restem, depth, *_, ptq, qat = card["steps"]
+    # chosen by validation accuracy over all four candidates; the card rebuilds without it
+    assert len(depth["ranking"]) == 1 and len(depth["ranking"][0]["scores"]) == 4
+    assert card["config"]["dropped_blocks"] == depth["dropped_blocks"] == \
+        [depth["ranking"][0]["dropped"]]
+    assert depth["size_after"]["macs"] < depth["size_before"]["macs"]
     assert size["input_size"] == {"from": [160, 96], "to": [96, 96]}
     assert card["config"]["input_size"] == [96, 96]
     assert restem["stem"] == {"from": "conv7_maxpool", "to": "patch4"}
