@@ -105,9 +105,10 @@ def load(variant: BenchVariant, threads: int) -> Any:
 def core_arguments(kind: str, pipeline: Any, frame: Any) -> tuple:
     """The exact arguments the pipeline passes its core for ``frame``."""
     if kind == "camera":
+        from ad_perception.core.pipelines import input_layout
         from ad_perception.models.letterbox import letterbox
 
-        return (letterbox(frame, pipeline.config.input_size)[0],)
+        return (letterbox(frame, pipeline.config.input_size, input_layout(pipeline.core))[0],)
     from ad_perception.models.voxelize import pillarize
 
     pillars = pillarize(frame.xyzi(), pipeline.config.grid)

@@ -37,6 +37,19 @@ class StageTimes:
         return self.preprocess_ms + self.inference_ms + self.postprocess_ms
 
 
+def input_layout(core: Any) -> str:
+    """The image layout a camera core takes (OpenVINO cores: channels last)."""
+    return getattr(core, "input_layout", "NCHW")
+
+
+def as_core_input(images_nchw: torch.Tensor, core: Any) -> torch.Tensor:
+    """A planar (B, 3, H, W) batch in the layout ``core`` takes (for tools and tests that
+    build core inputs themselves; the pipeline letterboxes straight into it)."""
+    if input_layout(core) == "NHWC":
+        return images_nchw.permute(0, 2, 3, 1).contiguous()
+    return images_nchw
+
+
 @dataclass
 class CameraPipeline:
     """RGB uint8 image (H, W, 3) -> Detections2D in image pixels."""
@@ -53,7 +66,7 @@ class CameraPipeline:
         from ad_perception.models.letterbox import letterbox
 
         started = time.perf_counter()
-        tensor, transform = letterbox(image_rgb, self.config.input_size)
+        tensor, transform = letterbox(image_rgb, self.config.input_size, input_layout(self.core))
         prepared = time.perf_counter()
         with torch.inference_mode():
             outputs = self.core(tensor)

@@ -24,6 +24,13 @@ PAD_VALUE = 114  # mid grey: after normalisation close to zero, so padding looks
 # divide, transpose). Computed with the same two float32 operations, so bit-identical.
 NORMALISED_LEVELS = (np.arange(256, dtype=np.float32)[None, :] - RGB_MEAN[:, None]) \
     / RGB_STD[:, None]
+# The same levels as a 3-channel table for ``cv2.LUT``: one pass from the uint8 (H, W, 3)
+# canvas to a float32 (H, W, 3) image, channels last.
+NORMALISED_LUT = np.ascontiguousarray(NORMALISED_LEVELS.T.reshape(256, 1, 3))
+# Tensor layouts a core can ask for: planar (torch, onnxruntime) or channels last (OpenVINO:
+# its int8 first conv reads channels last, and a planar input cost it a reorder of the whole
+# image, 0.37 of 5.3 ms for the pruned detector; docs/benchmarks.md).
+LAYOUTS = ("NCHW", "NHWC")
 
 
 @dataclass(frozen=True)
@@ -101,9 +108,15 @@ def letterbox_reference(image_hwc_uint8: np.ndarray,
         transform
 
 
-def letterbox(image_hwc_uint8: np.ndarray,
-              size: tuple[int, int]) -> tuple[torch.Tensor, LetterboxTransform]:
-    """RGB uint8 image (H, W, 3) -> normalised (1, 3, h, w) float32 tensor for the core."""
+def letterbox(image_hwc_uint8: np.ndarray, size: tuple[int, int],
+              layout: str = "NCHW") -> tuple[torch.Tensor, LetterboxTransform]:
+    """RGB uint8 image (H, W, 3) -> normalised float32 tensor for the core, (1, 3, h, w) or,
+    with ``layout="NHWC"``, (1, h, w, 3); both hold exactly the values of
+    :func:`letterbox_reference`."""
+    if layout == "NHWC":
+        return _letterbox_nhwc(image_hwc_uint8, size)
+    if layout != "NCHW":
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     resized, transform = _resize(image_hwc_uint8, size)
     resized_height, resized_width = resized.shape[:2]
     x0, y0 = int(transform.pad_x), int(transform.pad_y)
@@ -114,3 +127,14 @@ def letterbox(image_hwc_uint8: np.ndarray,
         np.take(levels, resized[:, :, channel], mode="clip",  # clip: unbuffered, in place
                 out=plane[y0:y0 + resized_height, x0:x0 + resized_width])
     return torch.from_numpy(tensor), transform
+
+
+def _letterbox_nhwc(image_hwc_uint8: np.ndarray,
+                    size: tuple[int, int]) -> tuple[torch.Tensor, LetterboxTransform]:
+    # Channels last is the image's own order: pad in uint8, then one table lookup per pixel
+    # (OpenCV, 3-channel table) writes the float tensor contiguously.
+    resized, transform = _resize(image_hwc_uint8, size)
+    canvas = np.full((size[1], size[0], 3), PAD_VALUE, dtype=np.uint8)
+    x0, y0 = int(transform.pad_x), int(transform.pad_y)
+    canvas[y0:y0 + resized.shape[0], x0:x0 + resized.shape[1]] = resized
+    return torch.from_numpy(cv2.LUT(canvas, NORMALISED_LUT))[None], transform

@@ -86,7 +86,7 @@ def _float_core_from_torch(model: Any, kind: str, config: Any, backend: str, dev
         from ad_perception.runtime.openvino_backend import HINTS, OpenVinoCore
 
         return OpenVinoCore(to_openvino(onnx_bytes), HINTS[precision], threads,
-                            label=f"{kind} (converted)")
+                            label=f"{kind} (converted)", channels_last=kind == "camera")
     raise RuntimeConfigError(f"backend {backend!r} needs an exported model file; run "
                              f"`ad-perception compress` with a recipe that exports for it")
 
@@ -104,7 +104,8 @@ def _file_core(directory: Path, card: VariantCard, device: str, precision: str,
         from ad_perception.runtime.openvino_backend import HINTS, OpenVinoCore
 
         hint = card.io.get("openvino_precision_hint") or HINTS.get(precision, "f32")
-        return OpenVinoCore(path, hint, threads, label=label)
+        return OpenVinoCore(path, hint, threads, label=label,
+                            channels_last=card.model == "camera")
     if card.backend == "tensorrt":
         from ad_perception.runtime.tensorrt_backend import TensorRTCore
 

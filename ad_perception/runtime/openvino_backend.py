@@ -46,16 +46,34 @@ def compile_config(precision_hint: str, threads: int) -> dict[str, Any]:
     return config
 
 
+def _channels_last(model: Any, label: str) -> Any:
+    """``model`` (an image core, NCHW) taking its input as (N, H, W, C): OpenVINO folds the
+    transpose into the reorder its first convolution needs anyway, so a caller that builds
+    the tensor channels last saves the planar-to-blocked reorder (camera: 0.3 ms of 5.3)."""
+    import openvino as ov
+
+    shape = model.inputs[0].get_partial_shape()
+    if len(model.inputs) != 1 or shape.rank.get_length() != 4 or shape[1] != 3:
+        raise RuntimeConfigError(f"{label}: channels-last input is for image cores with one "
+                                 f"(N, 3, H, W) input, got {shape}")
+    processing = ov.preprocess.PrePostProcessor(model)
+    processing.input().tensor().set_layout(ov.Layout("NHWC"))
+    processing.input().model().set_layout(ov.Layout("NCHW"))
+    return processing.build()
+
+
 class OpenVinoCore:
     """One input tensor -> list of numpy outputs, through one reused infer request."""
 
     def __init__(self, source: Any, precision_hint: str = "f32", threads: int = 0,
-                 label: str = "OpenVINO model") -> None:
+                 label: str = "OpenVINO model", channels_last: bool = False) -> None:
         import openvino as ov
 
         core = ov.Core()
         try:
             model = core.read_model(str(source)) if isinstance(source, str | Path) else source
+            if channels_last:
+                model = _channels_last(model, label)
             self.compiled = core.compile_model(model, "CPU",
                                                compile_config(precision_hint, threads))
         except Exception as err:
@@ -65,6 +83,7 @@ class OpenVinoCore:
         self.input_shape = tuple(int(d) for d in self.compiled.inputs[0].get_shape())
         self.outputs = len(self.compiled.outputs)
         self.precision_hint = precision_hint
+        self.input_layout = "NHWC" if channels_last else "NCHW"
 
     def __call__(self, tensor: torch.Tensor | np.ndarray) -> list[np.ndarray]:
         check_input("OpenVINO input", tensor, self.input_shape, fixed_batch=True)

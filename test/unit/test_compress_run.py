@@ -13,7 +13,7 @@ import torch
 from ad_perception.cli import main
 from ad_perception.compress.agreement import agreement, output_difference
 from ad_perception.compress.tiny import save_tiny_checkpoint
-from ad_perception.core.pipelines import CameraPipeline
+from ad_perception.core.pipelines import CameraPipeline, as_core_input
 from ad_perception.runtime import RuntimeConfigError, load_pipeline
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -98,10 +98,12 @@ def test_every_file_of_the_variant_runs_and_agrees_with_its_source(variant):
     int8 = load_pipeline(variant, threads=1, score_threshold=0.05)
     assert isinstance(int8, CameraPipeline) and type(int8.core).__name__ == "OpenVinoCore"
     width, height = int8.config.input_size  # the recipe's input_size step set it
-    assert openvino_float.core.input_shape == (1, 3, height, width) == (1, 3, 96, 96)
+    # channels last: the OpenVINO core takes (1, H, W, 3)
+    assert openvino_float.core.input_shape == (1, height, width, 3) == (1, 96, 96, 3)
     example = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     source = [o.numpy() for o in torch_pipeline.core(example)]
-    assert output_difference(source, openvino_float.core(example))["max_abs"] < 1e-3
+    assert output_difference(source, openvino_float.core(
+        as_core_input(example, openvino_float.core)))["max_abs"] < 1e-3
     images = [np.random.default_rng(i).integers(0, 256, (120, 200, 3), dtype=np.uint8)
               for i in range(3)]
     reference = [torch_pipeline(i) for i in images]

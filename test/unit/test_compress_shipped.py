@@ -55,7 +55,7 @@ def check_variant(variant: Path, bag: Path) -> None:
     if sum(len(r) for r in reference):
         assert agreement(reference, [int8(i) for i in images]).f1 > 0.5
     assert all(np.isfinite(o).all() for o in int8.core(
-        __import__("torch").zeros(1, 3, *reversed(int8.config.input_size))))
+        __import__("torch").zeros(*int8.core.input_shape)))
 
 
 @pytest.mark.slow

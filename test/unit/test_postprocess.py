@@ -67,8 +67,15 @@ def test_letterbox_lookup_is_bit_identical_to_the_arithmetic(image_size):
     assert transform == expected_transform and tensor.is_contiguous()
     assert tensor.shape == expected.shape
     assert tensor.numpy().tobytes() == expected.numpy().tobytes()
+    # channels last (OpenVINO cores): the same floats, transposed
+    last, last_transform = letterbox(image, (640, 384), layout="NHWC")
+    assert last_transform == expected_transform and last.is_contiguous()
+    assert last.shape == (1, 384, 640, 3)
+    assert last.numpy().tobytes() == expected.permute(0, 2, 3, 1).contiguous().numpy().tobytes()
     with pytest.raises(ValueError, match="uint8 RGB"):
         letterbox_reference(image.astype(np.float32), (640, 384))
+    with pytest.raises(ValueError, match="layout must be one of NCHW, NHWC, got 'CHW'"):
+        letterbox(image, (640, 384), layout="CHW")
 
 
 def test_letterbox_rejects_non_rgb_uint8():

@@ -9,7 +9,12 @@ import torch
 
 from ad_perception.compress.agreement import agreement, output_difference
 from ad_perception.compress.tiny import TINY_LIDAR, save_tiny_checkpoint, tiny_model
-from ad_perception.core.pipelines import CameraPipeline, LidarPipeline
+from ad_perception.core.pipelines import (
+    CameraPipeline,
+    LidarPipeline,
+    as_core_input,
+    input_layout,
+)
 from ad_perception.core.types import PointCloud
 from ad_perception.runtime import (
     BACKENDS,
@@ -57,7 +62,10 @@ def test_camera_backends_match_eager_torch(checkpoints, backend):
     example = torch.randn(1, 3, 96, 160, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         expected = [o.numpy() for o in reference(example)]
-    difference = output_difference(expected, pipeline.core(example))
+    # OpenVINO cores take the image channels last (the pipeline letterboxes into that)
+    assert input_layout(pipeline.core) == ("NHWC" if backend == "openvino" else "NCHW")
+    difference = output_difference(expected, pipeline.core(as_core_input(example,
+                                                                         pipeline.core)))
     assert difference["max_abs"] < 1e-3, difference
     source = CameraPipeline(reference, pipeline.config, 0.05)
     images = _images()
@@ -89,7 +97,7 @@ def test_torch_bf16_runs_and_mostly_agrees(checkpoints):
 @pytest.mark.parametrize("backend", FLOAT_BACKENDS)
 def test_wrong_input_shape_is_named(checkpoints, backend):
     pipeline = load_pipeline(checkpoints["camera"], backend=backend, threads=1)
-    with pytest.raises(RuntimeInputError, match=r"expected shape .*3, 96, 160"):
+    with pytest.raises(RuntimeInputError, match=r"expected shape .*(3, 96, 160|96, 160, 3)"):
         pipeline.core(torch.zeros(1, 3, 100, 100))
 
 
@@ -153,3 +161,14 @@ def test_openvino_leaves_threads_to_the_scheduler_unless_asked(checkpoints, monk
         monkeypatch.setenv(PINNING_ENV, env)
     pipeline = load_pipeline(checkpoints["camera"], backend="openvino", threads=1)
     assert pipeline.core.compiled.get_property("ENABLE_CPU_PINNING") is pinned
+
+
+def test_channels_last_is_only_for_image_cores(checkpoints):
+    from ad_perception.compress.export import export_model_onnx, to_openvino
+    from ad_perception.runtime.openvino_backend import OpenVinoCore
+
+    model = tiny_model("lidar")
+    bev = to_openvino(export_model_onnx(model, "lidar", TINY_LIDAR))
+    with pytest.raises(RuntimeConfigError, match="channels-last input is for image cores"):
+        OpenVinoCore(bev, threads=1, label="bev", channels_last=True)
+    assert OpenVinoCore(bev, threads=1, label="bev").input_layout == "NCHW"
