@@ -29,7 +29,8 @@ from ad_perception.ros_env import apply_ros_environment
 
 DEFAULT_BAG = Path("data/demo/drive_seed7")
 CALIB_SEED = 8
-DEMO_VARIANTS = ("int8", "prune50_int8", "lowrank_int8")  # shown when built
+# shown when built or shipped
+DEMO_VARIANTS = ("int8", "prune50_int8", "prune50_depth_int8", "lowrank_int8")
 BUILT_BY_DEMO = ("int8",)  # cheap enough to build on a first run (no fine-tuning)
 
 
