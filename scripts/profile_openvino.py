@@ -36,9 +36,10 @@ PARTS = (("trunk/layer", "trunk stages"), ("trunk/", "stem"), ("fpn", "pyramid")
 
 def part_of(node_name: str) -> str:
     """The network part a profiled node belongs to; input quantise/reorder nodes are named
-    after the input and count as ``input``."""
+    after the input and count as ``input`` (with a channels-last input the plugin fuses the
+    layout transpose into the input's quantiser and names it ``FakeQuantize_<n>``)."""
     name = node_name.lower()
-    if name.startswith("input"):
+    if name.startswith(("input", "fakequantize_", "transpose_")):
         return "input"
     for marker, part in PARTS:
         if marker in name:
@@ -46,14 +47,18 @@ def part_of(node_name: str) -> str:
     return "other"
 
 
-def profile(xml: Path, hint: str, threads: int, rounds: int, seed: int) -> dict:
-    """Per-layer times of the IR at ``xml`` compiled as the runtime compiles it."""
+def profile(xml: Path, hint: str, threads: int, rounds: int, seed: int,
+            channels_last: bool = False) -> dict:
+    """Per-layer times of the IR at ``xml`` compiled as the runtime compiles it (camera cores
+    take their input channels last there)."""
     import openvino as ov
 
-    from ad_perception.runtime.openvino_backend import compile_config
+    from ad_perception.runtime.openvino_backend import channels_last_model, compile_config
 
     core = ov.Core()
     model = core.read_model(str(xml))
+    if channels_last:
+        model = channels_last_model(model, str(xml))
     config = compile_config(hint, threads) | {"PERF_COUNT": True}
     request = core.compile_model(model, "CPU", config).create_infer_request()
     shape = [int(d) for d in model.inputs[0].get_shape()]
@@ -103,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{name}: no OpenVINO model at {xml} (an OpenVINO variant is needed)")
         card = json.loads((directory / "card.json").read_text())
         hint = card.get("io", {}).get("openvino_precision_hint") or "f32"
-        result = profile(xml, hint, args.threads, args.rounds, args.seed)
+        result = profile(xml, hint, args.threads, args.rounds, args.seed,
+                         channels_last=args.model == "camera")
         results[name] = {"path": str(directory), "precision_hint": hint, **result}
         print(f"\n{name}: {result['wall_ms_p50']:.2f} ms p50 wall, "
               f"{result['counted_ms']:.2f} ms in layer counters ({args.threads} thread(s))")

@@ -191,15 +191,18 @@ def _table(results: dict) -> list[dict]:
 
 def _print_table(rows: list[dict], mode: str) -> None:
     def fmt(value, spec):
-        return "-" if value is None else format(value, spec)
+        if value is None:  # a missing figure keeps its column's width
+            return "-".rjust(int(spec.split(".")[0] or 0)) if spec[0].isdigit() else "-"
+        return format(value, spec)
 
     latency = "e2e" if mode == "live" else "compute"
-    print(f"\n{'variant':14s} {'cam mAP50':>9s} {'fused BEV mAP':>13s} {latency + ' p50':>9s} "
-          f"{latency + ' p99':>9s} {'frames out':>10s} {'speedup':>8s}")
+    width = max([14, *(len(row["variant"]) for row in rows)])
+    print(f"\n{'variant':{width}s} {'cam mAP50':>9s} {'fused BEV mAP':>13s} "
+          f"{latency + ' p50':>9s} {latency + ' p99':>9s} {'frames out':>10s} {'speedup':>8s}")
     for row in rows:
         frames = f"{fmt(row['frames_out'], 'd')}/{fmt(row['frames_in'], 'd')}"
         speed = "-" if row["speedup"] is None else f"{row['speedup']:.2f}x"
-        print(f"{row['variant']:14s} {fmt(row['camera_map50'], '9.3f')} "
+        print(f"{row['variant']:{width}s} {fmt(row['camera_map50'], '9.3f')} "
               f"{fmt(row['fused_map_bev'], '13.3f')} {fmt(row['e2e_p50_ms'], '9.1f')} "
               f"{fmt(row['e2e_p99_ms'], '9.1f')} {frames:>10s} {speed:>8s}")
 
