@@ -161,12 +161,25 @@ def vertex_array(mesh: Mesh, instance_per_face: np.ndarray) -> np.ndarray:
     return data
 
 
+def _load_llvm_users_first() -> None:
+    """Mesa's software EGL driver loads its own LLVM; triton (imported by ``torch._dynamo``,
+    which torchvision's model modules import) loads another, and loading triton after the
+    EGL context exists crashes the process (measured: a bag generated in-process, then
+    ``import torch._dynamo``: segmentation fault). Where this process already uses torch,
+    load that side first; the other order works."""
+    import sys
+
+    if "torch" in sys.modules:
+        import torch._dynamo  # noqa: F401
+
+
 class CameraRenderer:
     """Holds the GL context, the static world on the GPU and one dynamic buffer for actors."""
 
     def __init__(
         self, width: int, height: int, K: np.ndarray, near: float = 0.3, far: float = 400.0
     ) -> None:
+        _load_llvm_users_first()
         try:
             import moderngl
 

@@ -1,6 +1,7 @@
-"""A full recipe (prune + distillation fine-tune + graph + int8 PTQ with the sensitivity
-search) on the shipped camera baseline, with a small generated calibration/training bag, so
-the real network, not only the tiny one, goes through every step (slow: a few minutes)."""
+"""A full recipe (prune + distillation fine-tune + 5x5 stem + block removal + graph + int8
+PTQ with the sensitivity search) on the shipped camera baseline, with a small generated
+calibration/training bag, so the real network, not only the tiny one, goes through every
+step (slow: a few minutes)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from ad_perception.eval.variants import shipped_baseline
 BASELINE = shipped_baseline("camera")
 RECIPE = """
 name: shipped_smoke
+models: [camera]
 budget: {max_drop: 100.0}
 steps:
   - prune: {importance: group_norm, ratio: 0.5, scope: uniform, iterations: 2,
             finetune_epochs_between: 1}
   - finetune: {epochs: 1, batch_size: 4}
+  - restem: {stem: conv5_maxpool, fit_to: stem, epochs: 1, batch_size: 4}
+  - drop_blocks: {count: 1}
   - graph: {fold_batchnorm: true, simplify: true}
   - ptq: {calibration_frames: 8, sensitivity_search: true, max_float_layers: 2,
           ranking_frames: 4, max_drop: 0.0}
@@ -43,9 +47,13 @@ def check_variant(variant: Path, bag: Path) -> None:
     from ad_perception.runtime import load_pipeline
 
     card = json.loads((variant / "card.json").read_text())
-    prune, finetune, _graph, ptq = card["steps"]
+    prune, finetune, restem, depth, graph, ptq = card["steps"]
     assert prune["size_after"]["macs"] <= 0.5 * prune["size_before"]["macs"]
     assert finetune["best_epoch"] == 1 and ptq["quantizers"] > 20
+    assert restem["stem"]["to"] == "conv5_maxpool" and card["config"]["stem"] == "conv5_maxpool"
+    assert card["config"]["dropped_blocks"] == depth["dropped_blocks"] and \
+        depth["size_after"]["macs"] < depth["size_before"]["macs"]
+    assert graph["convs_merged"] == 6  # per level: box + centerness, the two towers' first
     assert ptq["sensitivity_search_ran"] or ptq["drop"] <= 0.0
     float_pipeline = load_pipeline(variant, backend="openvino", precision="fp32", threads=1,
                                    score_threshold=0.05)

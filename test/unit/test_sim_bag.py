@@ -160,3 +160,23 @@ def test_worker_processes_write_the_same_bytes(mcap_bag, tmp_path):
     pooled = generate_bag(tmp_path / "pooled", 2, seed=5, progress=False, workers=2)
     assert _payloads(single) == _payloads(pooled) == _payloads(mcap_bag)
     assert (single / SIDECAR_NAME).read_text() == (pooled / SIDECAR_NAME).read_text()
+
+
+def test_rendering_then_loading_torchvision_models_does_not_crash(tmp_path):
+    """Mesa's EGL LLVM and triton's LLVM in one process: the renderer loads triton first when
+    torch is in use, so a bag generated in-process can be followed by the model code (it
+    used to end in a segmentation fault). Run in a fresh interpreter to control the order."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from pathlib import Path\n"
+        "from ad_perception.sim.bag_output import generate_bag\n"
+        f"generate_bag(Path({str(tmp_path / 'bag')!r}), 1, 5, 'mcap', 'default', "
+        "progress=False, workers=1)\n"
+        "import torchvision.models.resnet\n"
+        "print('survived')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and "survived" in result.stdout, result.stderr[-2000:]
