@@ -14,6 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 CONV_GEOMETRY = ("dilations", "group", "kernel_shape", "pads", "strides", "auto_pad")
+SPLIT_SIZES_AS_INPUT = 13  # the ONNX opset from which Split takes its sizes as an input
 
 
 def _geometry(node: Any) -> tuple:
@@ -31,11 +32,17 @@ def merge_sibling_convs(model: Any) -> tuple[Any, int]:
     from onnx import numpy_helper
 
     graph = model.graph
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                default=0)
+    if opset < SPLIT_SIZES_AS_INPUT:
+        return model, 0
     weights = {init.name: init for init in graph.initializer}
     groups: dict[tuple, list[int]] = defaultdict(list)
     for index, node in enumerate(graph.node):
         if node.op_type != "Conv" or len(node.output) != 1:
             continue
+        if dict(_geometry(node))["group"] not in ("None", "1"):
+            continue  # grouped convs: stacking kernels would change the channel groups
         names = list(node.input)
         if len(names) < 2 or any(n not in weights for n in names[1:]):
             continue  # weights computed at run time (e.g. fake-quantised): leave alone

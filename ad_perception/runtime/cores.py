@@ -1,10 +1,11 @@
 """What every backend's core shares: input checks and the lidar split.
 
 A core is what ``CameraPipeline``/``LidarPipeline`` call between pre- and post-processing:
-``camera_core(images (B, 3, H, W)) -> outputs`` and ``lidar_core(features, num_points,
-coords, batch_size) -> (heatmap, regression)``. For every backend but eager torch the lidar
-pillar encoder (data-dependent sizes) stays in torch and only the fixed-size BEV network runs
-in the backend, so ``LidarSplitCore`` glues the two.
+``camera_core(images (B, 3, H, W)) -> outputs`` (OpenVINO cores: (B, H, W, 3), their
+``input_layout``; the pipeline letterboxes into whichever the core takes) and
+``lidar_core(features, num_points, coords, batch_size) -> (heatmap, regression)``. For
+every backend but eager torch the lidar pillar encoder (data-dependent sizes) stays in torch
+and only the fixed-size BEV network runs in the backend, so ``LidarSplitCore`` glues the two.
 """
 
 from __future__ import annotations

@@ -49,7 +49,8 @@ def compile_config(precision_hint: str, threads: int) -> dict[str, Any]:
 def channels_last_model(model: Any, label: str) -> Any:
     """``model`` (an image core, NCHW) taking its input as (N, H, W, C): OpenVINO folds the
     transpose into the reorder its first convolution needs anyway, so a caller that builds
-    the tensor channels last saves the planar-to-blocked reorder (camera: 0.3 ms of 5.3)."""
+    the tensor channels last saves the planar-to-blocked reorder (camera: 0.3 ms of 5.3).
+    An ``openvino.Model`` passed in is changed in place (the loader passes fresh ones)."""
     import openvino as ov
 
     shape = model.inputs[0].get_partial_shape()
@@ -72,8 +73,12 @@ class OpenVinoCore:
         core = ov.Core()
         try:
             model = core.read_model(str(source)) if isinstance(source, str | Path) else source
-            if channels_last:
-                model = channels_last_model(model, label)
+        except Exception as err:
+            raise RuntimeConfigError(f"{label}: OpenVINO cannot load it ({err}); the file is "
+                                     f"corrupt, truncated or not an IR/ONNX model") from err
+        if channels_last:
+            model = channels_last_model(model, label)
+        try:
             self.compiled = core.compile_model(model, "CPU",
                                                compile_config(precision_hint, threads))
         except Exception as err:

@@ -126,3 +126,29 @@ def test_sibling_convs_merge_into_one_exactly():
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     again, none = merge_sibling_convs(merged)
     assert none == 0
+
+
+def test_grouped_convs_and_old_opsets_are_left_alone():
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ad_perception.compress.graph_opt import merge_sibling_convs
+
+    rng = np.random.default_rng(0)
+
+    def build(group: int, opset: int):
+        weights = [numpy_helper.from_array(rng.normal(size=(4, 4 // group, 3, 3))
+                                           .astype(np.float32), f"w{i}") for i in range(2)]
+        nodes = [helper.make_node("Conv", ["x", f"w{i}"], [f"y{i}"], group=group,
+                                  pads=[1, 1, 1, 1], name=f"conv{i}") for i in range(2)]
+        graph = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+            [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1, 4, 8, 8])
+             for i in range(2)], weights)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+    assert merge_sibling_convs(build(1, 17))[1] == 1
+    assert merge_sibling_convs(build(2, 17))[1] == 0  # depthwise/grouped: not stackable
+    assert merge_sibling_convs(build(1, 11))[1] == 0  # Split without a sizes input
+    onnx.checker.check_model(build(1, 11))
