@@ -154,6 +154,9 @@ def _play(listener: Listener, bag: Path, topics: list[str]) -> set[int]:
     try:
         assert listener.spin_until(lambda: _graph_ready(listener.node), timeout=90.0), \
             "graph not ready"
+        # The graph seen from the listener is not yet this player's publishers matched: a
+        # 6-frame drive (0.6 s) can otherwise go out before they are (seen once in CI).
+        assert player.wait_for_subscribers(topics, timeout=10.0), "player not matched"
         summary = player.play()
         from ad_perception.data.bag_io import read_messages, stamp_ns
 
