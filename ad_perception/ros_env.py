@@ -178,7 +178,7 @@ def check_realtime(priority: int) -> None:
     os.sched_setscheduler(0, policy, param)
 
 
-def prioritise_communication(priority: int) -> list[str]:
+def prioritise_communication(priority: int, include_caller: bool = True) -> list[str]:
     """Put the calling thread (the executor's) and the DDS receive threads on SCHED_FIFO at
     ``priority``; every other thread (inference workers, OpenVINO's, BLAS) stays where it is.
 
@@ -186,13 +186,17 @@ def prioritise_communication(priority: int) -> list[str]:
     the thread that will spin. Returns the names of the threads raised. Linux only; needs
     CAP_SYS_NICE or an RLIMIT_RTPRIO of at least ``priority`` (``ulimit -r``, or
     ``rtprio`` in /etc/security/limits.conf), as ROS 2 real-time setups do.
+    ``include_caller=False`` raises only receive threads not on SCHED_FIFO yet (Fast DDS
+    starts some after the node exists; the nodes re-check from a timer).
     """
     _check_fifo_priority(priority)  # a refusal shows on the first thread raised below
-    own = threading.get_native_id()
+    own = threading.get_native_id() if include_caller else None
     raised = []
     for tid, name in sorted(_thread_names().items()):
         receiver = name.startswith(COMMUNICATION_THREAD_PREFIXES) and name != "dds.shm.wdog"
         if tid != own and not receiver:
+            continue
+        if own is None and _is_fifo(tid):
             continue
         try:
             os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
@@ -202,6 +206,13 @@ def prioritise_communication(priority: int) -> list[str]:
             continue
         raised.append("executor" if tid == own else name)
     return raised
+
+
+def _is_fifo(tid: int) -> bool:
+    try:
+        return os.sched_getscheduler(tid) == os.SCHED_FIFO
+    except OSError:  # the thread ended meanwhile
+        return True
 
 
 def fifo_threads() -> list[str]:

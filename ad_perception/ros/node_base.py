@@ -243,6 +243,9 @@ def rt_priority_allowed(priority: int) -> bool:
     return True
 
 
+RT_RECHECK_S = 1.0  # how often DDS threads started late are looked for (--rt-priority)
+
+
 def apply_rt_priority(nodes: list[PerceptionNode], priority: int) -> None:
     """Raise the spinning thread and the DDS receive threads (``ros_env``) once the nodes
     exist; a refusal here (rare after ``rt_priority_allowed``) is logged and the nodes run
@@ -255,6 +258,21 @@ def apply_rt_priority(nodes: list[PerceptionNode], priority: int) -> None:
         nodes[0].get_logger().error(f"running without real-time threads: {err}")
         return
     nodes[0].get_logger().info(f"SCHED_FIFO {priority} for: {', '.join(raised)}")
+
+    def raise_late_threads() -> None:
+        # Fast DDS can start receive threads after the node exists (seen in CI: two UDP/SHM
+        # receivers still SCHED_OTHER after the first pass); this runs in an executor
+        # thread, so it raises receive threads only, never itself.
+        try:
+            late = prioritise_communication(priority, include_caller=False)
+        except RealtimeError as err:
+            nodes[0].get_logger().error(f"cannot raise late DDS threads: {err}")
+            return
+        if late:
+            nodes[0].get_logger().info(f"SCHED_FIFO {priority} for late threads: "
+                                       f"{', '.join(late)}")
+
+    nodes[0].create_timer(RT_RECHECK_S, raise_late_threads)
 
 
 def spin_nodes(nodes: list[PerceptionNode], executor: Any, loop: bool = False) -> None:
