@@ -196,8 +196,8 @@ def prioritise_communication(priority: int, include_caller: bool = True) -> list
         receiver = name.startswith(COMMUNICATION_THREAD_PREFIXES) and name != "dds.shm.wdog"
         if tid != own and not receiver:
             continue
-        if own is None and _is_fifo(tid):
-            continue
+        if own is None and _scheduler(tid) in (os.SCHED_FIFO, None):
+            continue  # raised already, or ended meanwhile
         try:
             os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
         except PermissionError as err:
@@ -208,21 +208,17 @@ def prioritise_communication(priority: int, include_caller: bool = True) -> list
     return raised
 
 
-def _is_fifo(tid: int) -> bool:
+def _scheduler(tid: int) -> int | None:
+    """The scheduling policy of thread ``tid``; None when it has ended meanwhile."""
     try:
-        return os.sched_getscheduler(tid) == os.SCHED_FIFO
-    except OSError:  # the thread ended meanwhile
-        return True
+        return os.sched_getscheduler(tid)
+    except OSError:
+        return None
 
 
 def fifo_threads() -> list[str]:
     """Names of this process's threads that run under SCHED_FIFO (sorted, repeats kept)."""
     fifo = getattr(os, "SCHED_FIFO", None)
-    names = []
-    for tid, name in _thread_names().items():
-        try:
-            if fifo is not None and os.sched_getscheduler(tid) == fifo:
-                names.append(name)
-        except OSError:  # the thread ended meanwhile
-            continue
-    return sorted(names)
+    if fifo is None:
+        return []
+    return sorted(name for tid, name in _thread_names().items() if _scheduler(tid) == fifo)

@@ -95,14 +95,21 @@ def _resize(image_hwc_uint8: np.ndarray, size: tuple[int, int]
                       interpolation=cv2.INTER_LINEAR), transform
 
 
-def letterbox_reference(image_hwc_uint8: np.ndarray,
-                        size: tuple[int, int]) -> tuple[torch.Tensor, LetterboxTransform]:
-    """The arithmetic form of :func:`letterbox` (pad, cast, subtract, divide, transpose): the
-    definition the lookup must match bit for bit, and the benchmark's reference."""
+def _padded(image_hwc_uint8: np.ndarray,
+            size: tuple[int, int]) -> tuple[np.ndarray, LetterboxTransform]:
+    """The resized image on a PAD_VALUE canvas of ``size``, uint8 (H, W, 3)."""
     resized, transform = _resize(image_hwc_uint8, size)
     canvas = np.full((size[1], size[0], 3), PAD_VALUE, dtype=np.uint8)
     x0, y0 = int(transform.pad_x), int(transform.pad_y)
     canvas[y0:y0 + resized.shape[0], x0:x0 + resized.shape[1]] = resized
+    return canvas, transform
+
+
+def letterbox_reference(image_hwc_uint8: np.ndarray,
+                        size: tuple[int, int]) -> tuple[torch.Tensor, LetterboxTransform]:
+    """The arithmetic form of :func:`letterbox` (pad, cast, subtract, divide, transpose): the
+    definition the lookup must match bit for bit, and the benchmark's reference."""
+    canvas, transform = _padded(image_hwc_uint8, size)
     normalised = (canvas.astype(np.float32) - RGB_MEAN) / RGB_STD
     return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None], \
         transform
@@ -133,8 +140,5 @@ def _letterbox_nhwc(image_hwc_uint8: np.ndarray,
                     size: tuple[int, int]) -> tuple[torch.Tensor, LetterboxTransform]:
     # Channels last is the image's own order: pad in uint8, then one table lookup per pixel
     # (OpenCV, 3-channel table) writes the float tensor contiguously.
-    resized, transform = _resize(image_hwc_uint8, size)
-    canvas = np.full((size[1], size[0], 3), PAD_VALUE, dtype=np.uint8)
-    x0, y0 = int(transform.pad_x), int(transform.pad_y)
-    canvas[y0:y0 + resized.shape[0], x0:x0 + resized.shape[1]] = resized
+    canvas, transform = _padded(image_hwc_uint8, size)
     return torch.from_numpy(cv2.LUT(canvas, NORMALISED_LUT))[None], transform
